@@ -1,0 +1,177 @@
+"""The one entity registry: every stage reads it instead of repeating entity lists.
+
+Each canonical roster entity (DESIGN.md §4) has a name, the columns every source client
+produces for it, and its references to other entities. Raw tables keep values exactly as the
+source sent them — strings, or lists of strings — so nothing is lost before the rules decide;
+types are applied in staging, where a bad value becomes an issue instead of an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TEXT = "VARCHAR"
+TEXT_LIST = "VARCHAR[]"
+
+COMMON_COLUMNS: dict[str, str] = {
+    "sis_id": TEXT,              # the source's id, unprefixed, as sent
+    "status": TEXT,              # active | tobedeleted
+    "date_last_modified": TEXT,  # ISO 8601 as sent
+}
+
+_PERSON = {
+    "username": TEXT,
+    "given_name": TEXT,
+    "family_name": TEXT,
+    "middle_name": TEXT,
+    "preferred_first_name": TEXT,
+    "identifier": TEXT,
+    "state_id": TEXT,
+    "email": TEXT,
+    "phone": TEXT,
+    "sms": TEXT,
+    "enabled_user": TEXT,
+}
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A canonical roster entity: its columns (beyond the common ones) and references."""
+
+    name: str
+    description: str
+    columns: dict[str, str]
+    references: dict[str, str] = field(default_factory=dict)
+    """column -> entity it points to (list columns point to several)."""
+
+    @property
+    def all_columns(self) -> dict[str, str]:
+        return {**COMMON_COLUMNS, **self.columns}
+
+
+ENTITIES: dict[str, Entity] = {
+    e.name: e
+    for e in (
+        Entity(
+            "schools",
+            "Schools (OneRoster orgs of type school), and the district they belong to.",
+            {"name": TEXT, "identifier": TEXT, "org_type": TEXT, "parent_sis_id": TEXT},
+        ),
+        Entity(
+            "terms",
+            "Calendars: school years, semesters and grading periods.",
+            {
+                "title": TEXT,
+                "term_type": TEXT,
+                "start_date": TEXT,
+                "end_date": TEXT,
+                "parent_sis_id": TEXT,
+                "school_year": TEXT,
+            },
+            {"parent_sis_id": "terms"},
+        ),
+        Entity(
+            "courses",
+            "Courses offered by a school.",
+            {
+                "title": TEXT,
+                "course_code": TEXT,
+                "grades": TEXT_LIST,
+                "subjects": TEXT_LIST,
+                "school_sis_id": TEXT,
+                "school_year_sis_id": TEXT,
+            },
+            {"school_sis_id": "schools", "school_year_sis_id": "terms"},
+        ),
+        Entity(
+            "classes",
+            "Classes (sections) of a course, in a school, over one or more terms.",
+            {
+                "title": TEXT,
+                "class_code": TEXT,
+                "class_type": TEXT,
+                "location": TEXT,
+                "grades": TEXT_LIST,
+                "subjects": TEXT_LIST,
+                "periods": TEXT_LIST,
+                "course_sis_id": TEXT,
+                "school_sis_id": TEXT,
+                "term_sis_ids": TEXT_LIST,
+            },
+            {"course_sis_id": "courses", "school_sis_id": "schools", "term_sis_ids": "terms"},
+        ),
+        Entity(
+            "students",
+            "Students, with their schools and grade.",
+            {
+                **_PERSON,
+                "grades": TEXT_LIST,
+                "school_sis_ids": TEXT_LIST,
+                "primary_school_sis_id": TEXT,
+                "grad_year": TEXT,
+                "birth_date": TEXT,
+            },
+            {"school_sis_ids": "schools", "primary_school_sis_id": "schools"},
+        ),
+        Entity(
+            "staff",
+            "Teachers, administrators, aides and counselors.",
+            {**_PERSON, "role": TEXT, "school_sis_ids": TEXT_LIST, "primary_school_sis_id": TEXT},
+            {"school_sis_ids": "schools", "primary_school_sis_id": "schools"},
+        ),
+        Entity(
+            "contacts",
+            "Guardians, parents and emergency contacts of students.",
+            {**_PERSON, "role": TEXT},
+        ),
+        Entity(
+            "student_contacts",
+            "Which contact belongs to which student: relationship, emergency, custody, pickup.",
+            {
+                "student_sis_id": TEXT,
+                "contact_sis_id": TEXT,
+                "relationship": TEXT,
+                "emergency_contact": TEXT,
+                "custodial": TEXT,
+                "pickup_allowed": TEXT,
+                "contact_order": TEXT,
+            },
+            {"student_sis_id": "students", "contact_sis_id": "contacts"},
+        ),
+        Entity(
+            "enrollments",
+            "A student or teacher in a class, with role, primary flag and dates.",
+            {
+                "user_sis_id": TEXT,
+                "class_sis_id": TEXT,
+                "school_sis_id": TEXT,
+                "role": TEXT,
+                "primary": TEXT,
+                "begin_date": TEXT,
+                "end_date": TEXT,
+            },
+            {"class_sis_id": "classes", "school_sis_id": "schools"},
+        ),
+        Entity(
+            "demographics",
+            "Per-student demographics: birth date, sex, race and ethnicity, birthplace.",
+            {
+                "birth_date": TEXT,
+                "sex": TEXT,
+                "american_indian_or_alaska_native": TEXT,
+                "asian": TEXT,
+                "black_or_african_american": TEXT,
+                "native_hawaiian_or_other_pacific_islander": TEXT,
+                "white": TEXT,
+                "demographic_race_two_or_more_races": TEXT,
+                "hispanic_or_latino_ethnicity": TEXT,
+                "country_of_birth_code": TEXT,
+                "state_of_birth_abbreviation": TEXT,
+                "city_of_birth": TEXT,
+                "public_school_residence_status": TEXT,
+            },
+            {"sis_id": "students"},
+        ),
+    )
+}
+"""Every canonical entity, in dependency order (referenced before referencing)."""
