@@ -1,0 +1,279 @@
+"""OneRoster 1.1 / 1.2 REST client: paged collections that survive real servers' quirks.
+
+Paging asks ``limit``/``offset`` with ``sort=sourcedId`` (dropped if the server answers 400
+to it) and computes each next offset from the rows actually received. A pull stops on an
+empty page, when it holds as many distinct rows as the server's ``X-Total-Count``
+(``X-Count``), or when the server says there is no more (a ``Link`` header without ``next``,
+or the offset reaching the total) — never because a page was shorter than asked: servers clamp
+``limit`` silently, and the clamp is detected and reported. Rows repeated at page seams are
+dropped; when rows shifted while paging (repeats seen, fewer distinct rows than the total),
+the pull reads on past the server's end to pick up the tail. A failed page is retried by the
+HTTP policy; a collection is never restarted from page one.
+
+Entity reads (:meth:`OneRosterClient.pull`): students from ``/students``; staff and contacts
+from ``/users`` filtered locally by role (filtering users by role is unreliable on 1.2
+servers, and ``/teachers`` leaves out administrators and aides). Per-school reads
+(:meth:`OneRosterClient.by_school`) use the nested ``schools/{id}/...`` endpoints when the
+token's scope has ``roster.readonly``, otherwise one collection read split by school locally.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
+from urllib.parse import quote
+
+from passport_pipeline.sources.errors import RequestRejected, SourceError
+from passport_pipeline.sources.http import HttpClient
+from passport_pipeline.sources.normalize import Broken, ref
+from passport_pipeline.sources.normalize_oneroster import oneroster_kind, user_entity, user_roles
+from passport_pipeline.sources.paging import (
+    Page,
+    Pull,
+    PullStats,
+    RecentKeys,
+    links,
+    total_count,
+    unwrap_list,
+    unwrap_single,
+)
+from passport_pipeline.sources.parallel import PullEvent, run_pulls
+
+SCHOOL_COLLECTIONS = ("students", "teachers", "classes", "courses", "enrollments", "terms")
+"""Collections readable per school (``schools/{id}/<collection>``)."""
+
+Keep = Callable[[dict], bool]
+_UNREADABLE = (Broken, TypeError, AttributeError, ValueError)
+
+
+def _users_of(entity: str) -> Keep:
+    def keep(record: object) -> bool:
+        if not isinstance(record, dict):
+            return True  # let normalization quarantine it
+        try:
+            found = user_entity(user_roles(record)[0])
+        except _UNREADABLE:
+            return True  # let normalization quarantine it
+        return found is None or found == entity
+    return keep
+
+
+ENTITY_READS: dict[str, tuple[str, Keep | None]] = {
+    "schools": ("orgs", None),
+    "terms": ("academicSessions", None),
+    "courses": ("courses", None),
+    "classes": ("classes", None),
+    "students": ("students", None),
+    "staff": ("users", _users_of("staff")),
+    "contacts": ("users", _users_of("contacts")),
+    "enrollments": ("enrollments", None),
+    "demographics": ("demographics", None),
+}
+"""Canonical entity -> (collection, local filter). Contacts bring their student_contacts."""
+
+
+class OneRosterClient:
+    """One OneRoster source. Thread-safe: pulls may run side by side (see :meth:`by_school`)."""
+
+    def __init__(self, settings, *, http: HttpClient | None = None,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.http = http or HttpClient(settings, grant="client_credentials", sleep=sleep, rng=rng)
+        self.root = settings.oneroster_root
+
+    def __enter__(self) -> OneRosterClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def granted_scopes(self) -> frozenset[str]:
+        """The scopes of the token (as the token response says, else as configured)."""
+        granted = self.http.tokens.granted_scopes() if self.http.tokens else None
+        return granted if granted is not None else frozenset(self.settings.scopes)
+
+    def can_read_nested(self) -> bool:
+        """Whether ``roster.readonly`` is granted, which nested ``schools/{id}/...`` reads need."""
+        return any(scope.rstrip("/").endswith("/roster.readonly") for scope in self.granted_scopes())
+
+    def collection(self, path: str, *, params: Mapping[str, object] | None = None,
+                   since: str | dt.datetime | None = None, keep: Keep | None = None,
+                   page_size: int | None = None) -> Pull:
+        """A paged read of ``path`` (``users``, ``schools/{id}/classes``...); records as sent.
+
+        ``since`` adds the delta filter ``dateLastModified>'<since>'``; ``keep`` filters
+        records locally (after de-duplication).
+        """
+        query = dict(params or {})
+        if since is not None:
+            delta = f"dateLastModified>'{_iso(since)}'"
+            query["filter"] = f"{query['filter']} AND {delta}" if query.get("filter") else delta
+        query.setdefault("sort", "sourcedId")
+        limit = page_size or self.settings.page_size
+        return Pull(path, partial(self._pages, path, query, limit, keep))
+
+    def pull(self, entity: str, *, since: str | dt.datetime | None = None) -> Pull:
+        """A district-wide read of a canonical entity (``students``, ``staff``, ``contacts``...)."""
+        try:
+            path, keep = ENTITY_READS[entity]
+        except KeyError:
+            raise ValueError(f"no OneRoster read for entity {entity!r}; known: {', '.join(ENTITY_READS)}") from None
+        return self.collection(path, since=since, keep=keep)
+
+    def single(self, collection: str, sourced_id: str) -> dict:
+        """One object: ``single("users", id)``."""
+        path = f"{collection.strip('/')}/{quote(sourced_id, safe='')}"
+        return unwrap_single(self.http.get_json(f"{self.root}/{path}").body, path)
+
+    def probe(self, path: str, page_size: int | None = None) -> PullStats:
+        """Read just the first page of ``path``: latency, clamp and total, for Test Connection."""
+        pull = self.collection(path, page_size=page_size)
+        pages = iter(pull)
+        try:
+            next(pages, None)
+        finally:
+            pages.close()
+        return pull.stats
+
+    def by_school(self, collection: str, school_ids: Iterable[str], *,
+                  since: str | dt.datetime | None = None) -> Iterator[PullEvent]:
+        """Pages of ``collection`` per school, each school ending with one final event.
+
+        Keys are the school ids; records that belong to no requested school's scope but to no
+        school at all (district-wide terms, a record without a school reference) come under
+        key None. With nested scope, up to ``max_concurrency`` schools are read at once.
+        """
+        if collection not in SCHOOL_COLLECTIONS:
+            raise ValueError(f"{collection!r} cannot be read per school; use one of {SCHOOL_COLLECTIONS}")
+        school_ids = list(dict.fromkeys(school_ids))
+        if self.can_read_nested():
+            pulls = {school: partial(self.collection, f"schools/{quote(school, safe='')}/{collection}", since=since)
+                     for school in school_ids}
+            yield from run_pulls(pulls, self.settings.max_concurrency)
+        else:
+            yield from self._split_by_school(collection, school_ids, since)
+
+    def _split_by_school(self, collection: str, school_ids: list[str],
+                         since: str | dt.datetime | None) -> Iterator[PullEvent]:
+        wanted = set(school_ids)
+        kind = oneroster_kind(collection)
+        pull = self.collection(collection, since=since)
+        keys: list[str | None] = list(school_ids)
+        try:
+            for page in pull:
+                groups: dict[str | None, list] = {}
+                for record in page:
+                    schools = None if collection == "terms" else _schools_of(kind, record)
+                    if not schools:
+                        groups.setdefault(None, []).append(record)
+                        continue
+                    for school in schools:
+                        if school in wanted:
+                            groups.setdefault(school, []).append(record)
+                for key, records in groups.items():
+                    if key is None and None not in keys:
+                        keys.append(None)
+                    yield PullEvent(key, records=records)
+        except SourceError as exc:
+            for key in keys:
+                yield PullEvent(key, stats=pull.stats, error=exc)
+            return
+        for key in keys:
+            yield PullEvent(key, stats=pull.stats)
+
+    def _pages(self, path: str, query: dict, limit: int, keep: Keep | None, stats: PullStats) -> Iterator[Page]:
+        url = f"{self.root}/{path.strip('/')}"
+        stats.requested_limit = limit
+        recent = RecentKeys()
+        offset = 0
+        while True:
+            try:
+                response = self.http.get_json(url, {**query, "limit": limit, "offset": offset})
+            except RequestRejected as exc:
+                if exc.status == 400 and "sort" in query and stats.pages == 0:
+                    del query["sort"]
+                    stats.sort_dropped = True
+                    stats.warn(f"{path}: the server refused sort=sourcedId; paging unsorted, so rows that "
+                               "change while paging may be missed until the next full sync.")
+                    continue
+                raise
+            records = unwrap_list(response.body, path)
+            total = total_count(response.headers)
+            link = links(response.headers)
+            stats.pages += 1
+            stats.rows += len(records)
+            if total is not None:
+                if stats.total is not None and total != stats.total:
+                    stats.total_changes.append((stats.total, total))
+                    stats.warn(f"{path}: the server's total changed from {stats.total} to {total} while "
+                               "paging; the data changed during the read.")
+                stats.total = total
+            if stats.pages == 1 and 0 < len(records) < limit and (
+                    (total is not None and total > len(records)) or (link is not None and "next" in link)):
+                stats.clamped_limit = len(records)
+                stats.warn(f"{path}: asked for {limit} rows per page, the server sent {len(records)}; "
+                           "it caps the page size silently, so paging goes by rows received.")
+            fresh, dropped = recent.fresh(records, _sourced_id)
+            stats.duplicates += dropped
+            kept = [r for r in fresh if keep(r)] if keep else fresh
+            stats.kept += len(kept)
+            if kept:
+                yield kept
+            offset += min(len(records), limit)
+            if _finished(stats, path, len(records), len(fresh), offset, total, link):
+                return
+
+
+def _finished(stats: PullStats, path: str, received: int, fresh: int, offset: int,
+              total: int | None, link: dict[str, str] | None) -> bool:
+    """Whether a pull is at its end, after a page of ``received`` rows (``fresh`` of them new)."""
+    if received == 0:
+        if total is not None and stats.unique_rows < total:
+            stats.warn(f"{path}: an empty page at offset {offset} although the server counts {total} "
+                       f"rows; {stats.unique_rows} distinct rows were received.")
+        return True
+    if total is not None and stats.unique_rows >= total:
+        return True
+    if fresh == 0:
+        stats.warn(f"{path}: the page at offset {offset - received} only repeated rows already received; "
+                   "stopping there.")
+        return True
+    server_says_end = (link is not None and "next" not in link) or (total is not None and offset >= total)
+    if not server_says_end:
+        return False
+    if total is not None and stats.duplicates:
+        return False  # rows shifted while paging: read past the end for the rows pushed out of it
+    if total is not None and stats.unique_rows < total:
+        stats.warn(f"{path}: the server counts {total} rows but sent {stats.unique_rows} distinct ones.")
+    return True
+
+
+def _sourced_id(record: object) -> object:
+    return record.get("sourcedId") if isinstance(record, dict) else None
+
+
+def _schools_of(kind: str, record: object) -> list[str]:
+    """The schools a record belongs to, for splitting a collection by school locally."""
+    if not isinstance(record, dict):
+        return []
+    if kind == "users":
+        try:
+            return user_roles(record)[1]
+        except _UNREADABLE:
+            return []
+    found = ref(record.get("org" if kind == "courses" else "school"))
+    return [found] if found else []
+
+
+def _iso(since: str | dt.datetime) -> str:
+    """A delta watermark as OneRoster filter text (UTC, ``Z``)."""
+    if isinstance(since, str):
+        return since
+    moment = since.astimezone(dt.UTC) if since.tzinfo else since
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
