@@ -1,0 +1,116 @@
+"""Misbehaviour on demand: the quirks of real Skyward servers, switched on per test or demo.
+
+Every fault is off by default. :class:`Faults` is the setting (given at start, or changed on
+a running server through ``/admin/faults``); :class:`FaultPlan` turns it into one decision per
+data request. Decisions are seeded and made under a lock, so the same settings and the same
+request sequence misbehave the same way every time. Token and admin endpoints never see
+faults; data endpoints of both APIs (OneRoster and SMS native) do.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Faults(BaseModel):
+    """Which quirks the simulator shows; the defaults describe a well-behaved server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    """Seeds the random decisions (rate limiting, bad JSON)."""
+    latency_ms: int = Field(0, ge=0)
+    """Added to every data response."""
+    rate_limit_share: float = Field(0.0, ge=0, le=1)
+    """Share of data requests answered 429 with ``Retry-After``."""
+    retry_after_seconds: int = Field(1, ge=0)
+    burst_every: int = Field(0, ge=0)
+    """After every ``burst_every`` data requests come ``burst_length`` failing ones (0 = off)."""
+    burst_length: int = Field(1, ge=1)
+    burst_status: list[int] = Field(default_factory=lambda: [503])
+    """Statuses of failing responses, used in turn: e.g. ``[503, 502, 504, 500]``."""
+    token_ttl_seconds: int | None = Field(None, ge=0)
+    """Lifetime of tokens issued from now on (overrides the server setting)."""
+    expired_token_status: int = 401
+    """How an expired token is answered: 401, 403 or even 500, as real servers do."""
+    clamp_limit: int | None = Field(None, ge=1)
+    """Page size cap applied silently, whatever ``limit`` asks for."""
+    non_spec_wrappers: bool = False
+    """OneRoster collections wrapped under the endpoint's name (``students``) not the spec's."""
+    overlap_rows: int = Field(0, ge=0)
+    """Rows of one page repeated at the start of the next (paging while data changes)."""
+    bad_json_share: float = Field(0.0, ge=0, le=1)
+    """Share of 200 page responses whose body is cut off mid-document."""
+    empty_endpoints: list[str] = Field(default_factory=list)
+    """Collections (``students``, ``guardians``…) answered 200 with zero rows."""
+    plain_errors: bool = False
+    """Error bodies as ``{"error": "..."}`` instead of the API's own error shape."""
+
+    @model_validator(mode="after")
+    def _check_statuses(self) -> Faults:
+        if self.expired_token_status not in (401, 403, 500):
+            raise ValueError("expired_token_status must be 401, 403 or 500")
+        if not self.burst_status:
+            raise ValueError("burst_status needs at least one status")
+        bad = [s for s in self.burst_status if not 400 <= s <= 599]
+        if bad:
+            raise ValueError(f"burst_status must be HTTP error statuses (400-599), got {bad}")
+        return self
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do to one data request: wait, fail it, or corrupt its body."""
+
+    latency_seconds: float = 0.0
+    status: int | None = None
+    """When set, answer with this error status instead of serving the request."""
+    retry_after_seconds: int | None = None
+    bad_json: bool = False
+    """When true, a 200 page is cut off (see :func:`corrupt`)."""
+
+
+class FaultPlan:
+    """The current faults and the state behind their decisions; safe to share across threads."""
+
+    def __init__(self, faults: Faults | None = None) -> None:
+        self._lock = threading.Lock()
+        self.replace(faults or Faults())
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    def replace(self, faults: Faults) -> None:
+        """Switch to new settings, restarting counters and the random sequence."""
+        with self._lock:
+            self._faults = faults
+            self._random = random.Random(faults.seed)
+            self._requests = 0
+            self._failures = 0
+
+    def decide(self) -> Decision:
+        """Decide the fate of the next data request."""
+        with self._lock:
+            f = self._faults
+            position = self._requests
+            self._requests += 1
+            rate_limited = self._random.random() < f.rate_limit_share
+            bad_json = self._random.random() < f.bad_json_share
+            latency = f.latency_ms / 1000
+            if f.burst_every and position % (f.burst_every + f.burst_length) >= f.burst_every:
+                status = f.burst_status[self._failures % len(f.burst_status)]
+                self._failures += 1
+                return Decision(latency, status)
+            if rate_limited:
+                return Decision(latency, 429, retry_after_seconds=f.retry_after_seconds)
+            return Decision(latency, bad_json=bad_json)
+
+
+def corrupt(body: bytes) -> bytes:
+    """Cut a JSON body off mid-document, as a dropped connection behind a proxy does."""
+    return body[: max(1, len(body) // 2)]
