@@ -38,12 +38,11 @@ from passport_pipeline.config.settings import (
 )
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.simulator.auth import DEMO_CREDENTIAL
+from passport_pipeline.sources.settings import ONEROSTER_BASE_PATHS
+from passport_pipeline.sources.sms import PATHS as SMS_PATHS
 
 EMBEDDED = "embedded"
 """``base_url`` of a source served by the embedded simulator."""
-
-ONEROSTER_BASE_PATHS = {"1.1": "/ims/oneroster/v1p1", "1.2": "/ims/oneroster/rostering/v1p2"}
-"""The spec's base path per version; Skyward's 1.2 (``/ims/oneroster/v1p2``) is set explicitly."""
 
 ONEROSTER_ENDPOINTS = {
     name: name
@@ -52,18 +51,7 @@ ONEROSTER_ENDPOINTS = {
 }
 """OneRoster collections and their paths under the base path."""
 
-SMS_ENDPOINTS = {
-    "schools": "v1/schools",
-    "students": "v1/students",
-    "student_enrollments": "v1/students/{NameId}/enrollments",
-    "guardians": "v1/guardians",
-    "staff": "v1/staff",
-    "courses": "v1/courses",
-    "sections": "v1/sections",
-    "terms": "v1/terms",
-    "student_schedules": "v1/studentschedules",
-    "names": "v1/names/{NameId}",
-}
+SMS_ENDPOINTS = SMS_PATHS
 """SMS 2.0 native endpoints and their usual paths; each district's Swagger may differ."""
 
 SMS_PLACEHOLDERS = frozenset({"NameId", "SchoolId"})

@@ -107,9 +107,13 @@ class OneRosterClient:
                    page_size: int | None = None) -> Pull:
         """A paged read of ``path`` (``users``, ``schools/{id}/classes``...); records as sent.
 
+        The collection at the head of ``path`` is replaced by its configured path override.
+
         ``since`` adds the delta filter ``dateLastModified>'<since>'``; ``keep`` filters
         records locally (after de-duplication).
         """
+        head, slash, rest = path.partition("/")
+        path = self.settings.endpoint_paths.get(head, head) + slash + rest
         query = dict(params or {})
         if since is not None:
             delta = f"dateLastModified>'{_iso(since)}'"

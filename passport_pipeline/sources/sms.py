@@ -15,6 +15,7 @@ under the client's bounded concurrency. The native API has no delta filter: read
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,16 +30,18 @@ from passport_pipeline.sources.settings import ClientSettings
 PATHS = {
     "schools": "v1/schools",
     "students": "v1/students",
-    "student_enrollments": "v1/students/{id}/enrollments",
+    "student_enrollments": "v1/students/{NameId}/enrollments",
     "guardians": "v1/guardians",
     "staff": "v1/staff",
     "courses": "v1/courses",
     "sections": "v1/sections",
     "terms": "v1/terms",
     "student_schedules": "v1/studentschedules",
-    "names": "v1/names/{id}",
+    "names": "v1/names/{NameId}",
 }
-"""Endpoint name -> default path under the API base (``{id}``: a native id)."""
+"""Endpoint name -> default path under the API base (``{NameId}``: a student's or person's native id)."""
+
+_PLACEHOLDER = re.compile(r"\{[A-Za-z]+\}")
 
 ROW_KEYS = {
     "schools": ("SchoolId",),
@@ -81,11 +84,12 @@ class SmsClient:
         self.http.close()
 
     def url(self, endpoint: str, native_id: object | None = None) -> str:
-        """The URL of an endpoint; ``native_id`` fills ``{id}`` or is appended as ``/{id}``."""
+        """The URL of an endpoint; ``native_id`` fills its placeholder (``{NameId}``,
+        ``{SchoolId}``) or is appended as ``/{id}``."""
         path = self.paths[endpoint].strip("/")
         if native_id is not None:
             shown = quote(str(native_id), safe="")
-            path = path.replace("{id}", shown) if "{id}" in path else f"{path}/{shown}"
+            path = _PLACEHOLDER.sub(shown, path) if _PLACEHOLDER.search(path) else f"{path}/{shown}"
         return f"{self.base}/{path}"
 
     def listing(self, endpoint: str, *, params: Mapping[str, object] | None = None,
