@@ -67,6 +67,8 @@ class JsonResponse:
     headers: Mapping[str, str]
     body: object
     elapsed_s: float
+    content: bytes = b""
+    """The body as sent, for a consumer that reads the JSON itself (see :class:`.paging.SentPage`)."""
 
 
 class HttpClient:
@@ -134,7 +136,8 @@ class HttpClient:
                     attempt = self._pause_or_raise(attempt, None, lambda: self._not_json(url, status, attempt))
                     may_refresh = True
                     continue
-                return JsonResponse(response.url, status, response.headers, body, self._clock() - started)
+                return JsonResponse(response.url, status, response.headers, body, self._clock() - started,
+                                    response.content)
             said = describe_error(response.content)
             if _is_auth_failure(status, response.content):
                 if self.tokens is None or not may_refresh:

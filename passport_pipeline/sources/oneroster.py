@@ -36,6 +36,7 @@ from passport_pipeline.sources.paging import (
     PullStats,
     RecentKeys,
     links,
+    sent_page,
     total_count,
     unwrap_list,
     unwrap_single,
@@ -228,7 +229,7 @@ class OneRosterClient:
             kept = [r for r in fresh if keep(r)] if keep else fresh
             stats.kept += len(kept)
             if kept:
-                yield kept
+                yield sent_page(kept, records, response)
             offset += min(len(records), limit)
             if _finished(stats, path, len(records), len(fresh), offset, total, link):
                 return

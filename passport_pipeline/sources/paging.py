@@ -22,6 +22,27 @@ Page = list
 """Records of one page, as the server sent them (normally dicts)."""
 
 
+class SentPage(list):
+    """A page holding every record of one response, with the response's JSON text.
+
+    A consumer that wants the page as JSON (extraction lands pages in DuckDB) reads ``content``
+    instead of encoding the records again; ``wrapped`` says the records are the body's one
+    list-valued key rather than the body itself. Its records are never to be changed: a
+    producer that changes them yields a plain list.
+    """
+
+    def __init__(self, records: list, content: bytes, wrapped: bool) -> None:
+        super().__init__(records)
+        self.content, self.wrapped = content, wrapped
+
+
+def sent_page(kept: list, received: list, response) -> Page:
+    """``kept`` as a :class:`SentPage` when it is all ``response`` sent (nothing dropped), else as is."""
+    if len(kept) != len(received) or not response.content:
+        return kept
+    return SentPage(kept, response.content, isinstance(response.body, dict))
+
+
 @dataclass
 class PullStats:
     """How one collection read went."""

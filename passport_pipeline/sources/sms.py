@@ -24,7 +24,9 @@ from urllib.parse import parse_qsl, quote, urljoin, urlsplit, urlunsplit
 
 from passport_pipeline.sources.errors import NotFoundError
 from passport_pipeline.sources.http import HttpClient
-from passport_pipeline.sources.paging import Page, Pull, PullStats, RecentKeys, links, unwrap_list, unwrap_single
+from passport_pipeline.sources.paging import (
+    Page, Pull, PullStats, RecentKeys, links, sent_page, unwrap_list, unwrap_single,
+)
 from passport_pipeline.sources.settings import ClientSettings
 
 PATHS = {
@@ -147,7 +149,7 @@ class SmsClient:
             stats.duplicates += dropped
             stats.kept += len(fresh)
             if fresh:
-                yield fresh
+                yield sent_page(fresh, records, response)
             if not records or not following:
                 return
             if not fresh:
@@ -177,7 +179,7 @@ class SmsClient:
                 for student, found in zip(page, pool.map(enrollments, page)):
                     if found is not None:
                         student["Enrollments"] = found
-                yield page
+                yield list(page)  # changed records: no longer the page as sent
 
 
 def _row_key(fields: tuple[str, ...] | None, record: object) -> object:

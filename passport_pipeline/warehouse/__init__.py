@@ -1,0 +1,1 @@
+"""DuckDB warehouse: connections and the write lock, bookkeeping schema, landing tables."""

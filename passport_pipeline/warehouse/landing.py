@@ -1,0 +1,127 @@
+"""Landing API pages as JSON text: DuckDB normalizes them, so Python touches each page once.
+
+The source clients decode each page (paging needs its records); normalizing it record by
+record in Python, then handing DuckDB Python objects, cost several times the decoding and
+held the GIL against the threads fetching the next pages. Instead a :class:`PageLanding` keeps
+each page as JSON text — the response body as sent when the page is all of it
+(:class:`~passport_pipeline.sources.paging.SentPage`), else the records encoded again in one
+call — and, every :data:`~.raw.BATCH_ROWS` rows or when the read ends, one transaction lands
+every buffered page: DuckDB parses the pages into a temporary table of records (their JSON,
+the fields the read's :class:`~.normalize_sql.SqlMapping` needs, the derived values its rows
+use, and the quarantine reason), then inserts each entity's canonical rows and the quarantined
+records from it, through the entities' :class:`~.raw.Extraction`\\ s. Page texts travel as a
+parameter, never inside SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from passport_pipeline.entities import ENTITIES
+from passport_pipeline.sources.paging import SentPage
+from passport_pipeline.warehouse.connection import Warehouse
+from passport_pipeline.warehouse.normalize_sql import Rows, SqlMapping, is_object, literal, structure
+from passport_pipeline.warehouse.raw import BATCH_ROWS, Extraction, land_rows, quarantine_rows
+
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+@dataclass(frozen=True)
+class _Page:
+    text: str
+    wrapped: bool
+    scope: str
+    rows: int
+
+
+class PageLanding:
+    """The pages of one read, whatever their scope, landed in batches into the extractions of its entities.
+
+    The read lands ``entities``; ``extractions`` maps ``(entity, scope)`` to the extraction a
+    scope's rows go to (there must be one for every entity and scope whose pages are added),
+    and broken records are quarantined by the extraction of entity ``quarantine``. Pages of
+    several scopes (schools read side by side) share a batch, so a district of small schools
+    costs few statements.
+    """
+
+    def __init__(self, warehouse: Warehouse, mapping: SqlMapping, entities: list[str], quarantine: str,
+                 extractions: Mapping[tuple[str, str], Extraction]) -> None:
+        self.warehouse, self.entities, self.quarantine = warehouse, list(entities), quarantine
+        self.extractions = extractions
+        self._stage = stage_sql(mapping)
+        self._selects = {entity: rows_sql(entity, mapping.rows[entity]) for entity in self.entities}
+        self._pages: list[_Page] = []
+
+    def add(self, records: list, scope: str) -> None:
+        """Buffer one page of a scope's records as the source sent them; land the batch when full."""
+        self._pages.append(_Page(*_json_text(records), scope, len(records)))
+        if sum(page.rows for page in self._pages) >= BATCH_ROWS:
+            self.flush()
+
+    def discard(self, scope: str) -> None:
+        """Drop the buffered pages of a scope (its pull failed: its rows will not be kept anyway)."""
+        self._pages = [page for page in self._pages if page.scope != scope]
+
+    def flush(self) -> None:
+        """Land every buffered page: canonical rows and quarantined records, in one transaction."""
+        pages, self._pages = self._pages, []
+        if not pages:
+            return
+        scopes = {page.scope for page in pages}
+        with self.warehouse.writing() as con:
+            con.execute("BEGIN")
+            con.execute(self._stage, {"pages": [page.text for page in pages],
+                                      "wrapped": [page.wrapped for page in pages],
+                                      "scopes": [page.scope for page in pages]})
+            for entity in self.entities:
+                land_rows(con, {scope: self.extractions[(entity, scope)] for scope in scopes}, self._selects[entity])
+            quarantine_rows(con, {scope: self.extractions[(self.quarantine, scope)] for scope in scopes},
+                            "SELECT scope, reason, record FROM landing WHERE reason IS NOT NULL")
+            con.execute("DROP TABLE landing")
+            con.execute("COMMIT")
+
+
+def _json_text(records: list) -> tuple[str, bool]:
+    """A page as JSON text, and whether its records sit under a wrapper key of that text."""
+    if isinstance(records, SentPage):
+        try:
+            return records.content.decode("utf-8"), records.wrapped
+        except UnicodeDecodeError:
+            pass
+    return _encode(records), False
+
+
+def stage_sql(mapping: SqlMapping) -> str:
+    """The statement that parses ``$pages`` into the temporary table ``landing``, one row per record:
+    its ``scope``, JSON ``record``, fields ``f``, the derived values its rows use, and its quarantine
+    ``reason``."""
+    records = ("SELECT scope, unnest(CASE WHEN wrapped THEN json_extract(doc, '$.*[*]') ELSE json_extract(doc, '$[*]') END)"
+               " AS record FROM (SELECT unnest($pages::VARCHAR[]) AS doc, unnest($wrapped::BOOLEAN[]) AS wrapped,"
+               " unnest($scopes::VARCHAR[]) AS scope)")
+    query = f"SELECT scope, record, from_json(record, {structure(mapping.fields)}) AS f FROM ({records})"
+    for name, expression in mapping.derived.items():
+        query = f"SELECT *, {expression} AS {name} FROM ({query})"
+    checks = [(f"NOT {is_object('record')}", "not a JSON object"), *mapping.checks]
+    reason = " ".join(f"WHEN {condition} THEN {literal(why)}" for condition, why in checks)
+    used = " ".join(e for rows in mapping.rows.values()
+                    for e in [*rows.columns.values(), rows.when, rows.each or "", rows.payload])
+    kept = [name for name in mapping.derived if re.search(rf"\b{name}\b", used)]
+    return (f"CREATE TEMP TABLE landing AS SELECT {', '.join(['scope', 'record', 'f', *kept])},"
+            f" CASE {reason} END AS reason FROM ({query})")
+
+
+def rows_sql(entity: str, rows: Rows) -> str:
+    """The query of ``entity``'s rows from ``landing``: its canonical columns in registry order, payload, scope."""
+    columns = [rows.columns.get(column, "NULL") for column in ENTITIES[entity].all_columns]
+    unknown = set(rows.columns) - set(ENTITIES[entity].all_columns)
+    if unknown:
+        raise ValueError(f"{entity} has no column(s) {', '.join(sorted(unknown))}")
+    select = f"SELECT {', '.join(columns)}, {rows.payload}, scope FROM "
+    landed = f"landing WHERE reason IS NULL AND ({rows.when})"
+    if rows.each is None:
+        return select + landed
+    items = f"SELECT *, unnest({rows.each}) AS item FROM {landed}"
+    return select + f"(SELECT *, from_json(item, {structure(rows.item)}) AS i FROM ({items}))"

@@ -1,0 +1,236 @@
+"""Raw landing tables: one per source × entity, filled page by page, with completeness per scope.
+
+``raw.<source>__<entity>`` holds the source's current picture as the last extractions saw it:
+the registry's canonical columns, values as sent, plus the raw ``payload`` JSON, the extraction
+``scope`` (a school, or ``*`` for a source-wide pull), ``run_id`` and ``extracted_at``.
+
+An :class:`Extraction` is one pull of one scope. Its rows stream in page by page; when it
+completes, a full pull replaces that scope's older rows and a delta pull replaces older versions
+of the records it saw. When it fails, its partial rows are removed, so the previous complete
+picture stays and no partial extraction is ever taken for complete. ``sync.extractions`` records
+every pull's outcome — the evidence later stages need before inferring any deletion.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Literal
+
+import pandas as pd
+
+from passport_pipeline.entities import ENTITIES
+from passport_pipeline.warehouse.connection import Warehouse
+from passport_pipeline.warehouse.sql import ident
+
+WHOLE_SOURCE = "*"
+BATCH_ROWS = 10_000
+LANDING_COLUMNS = {"payload": "JSON", "scope": "VARCHAR", "run_id": "VARCHAR", "extracted_at": "TIMESTAMP"}
+
+
+def raw_table(source: str, entity: str) -> str:
+    """The quoted name of a source × entity landing table."""
+    return ident("raw", f"{source}__{entity}")
+
+
+def ensure_raw_table(warehouse: Warehouse, source: str, entity: str) -> str:
+    """Create the landing table when missing; return its quoted name."""
+    table = raw_table(source, entity)
+    columns = {**ENTITIES[entity].all_columns, **LANDING_COLUMNS}
+    ddl = ", ".join(f"{ident(name)} {kind}" for name, kind in columns.items())
+    with warehouse.writing() as con:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
+    return table
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Extraction:
+    """One pull of one scope of one source × entity, landing in its raw table."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        *,
+        run_id: str,
+        source: str,
+        entity: str,
+        scope: str = WHOLE_SOURCE,
+        mode: Literal["full", "delta"] = "full",
+    ):
+        self.warehouse, self.run_id, self.source = warehouse, run_id, source
+        self.entity, self.scope, self.mode = entity, scope, mode
+        self.table = ensure_raw_table(warehouse, source, entity)
+        self.columns = list(ENTITIES[entity].all_columns)
+        self.rows = 0
+        self.quarantined = 0
+        self._buffer: list[dict] = []
+        self._lock = threading.Lock()
+        with warehouse.writing() as con:
+            con.execute(
+                "INSERT INTO sync.extractions (run_id, source, entity, scope, mode, status, started_at)"
+                " VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                [run_id, source, entity, scope, mode, _now()],
+            )
+
+    def write_page(self, records: list[dict]) -> None:
+        """Add one page of canonical records (each with a ``payload`` JSON string).
+
+        Pages are buffered and landed in batches of about :data:`BATCH_ROWS` rows: one insert
+        of ten pages costs far less than ten inserts, and memory stays bounded by the batch.
+        """
+        with self._lock:
+            self._buffer.extend(records)
+            self.rows += len(records)
+            full = len(self._buffer) >= BATCH_ROWS
+        if full:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            records, self._buffer = self._buffer, []
+        if not records:
+            return
+        frame = pd.DataFrame.from_records(records, columns=[*self.columns, "payload"])
+        frame["scope"] = self.scope
+        frame["run_id"] = self.run_id
+        frame["extracted_at"] = _now()
+        names = ", ".join(ident(c) for c in frame.columns)
+        with self.warehouse.writing() as con:
+            con.register("page", frame)
+            con.execute(f"INSERT INTO {self.table} ({names}) SELECT {names} FROM page")
+            con.unregister("page")
+
+    def quarantine(self, reason: str, raw_text: str, record_id: str | None = None) -> None:
+        """Record a structurally broken record as an issue; the pull goes on."""
+        with self.warehouse.writing() as con:
+            con.execute(
+                "INSERT INTO sync.issues VALUES (?, ?, ?, ?, NULL, 'quarantine', 'Error', ?, ?)",
+                [self.run_id, self.source, self.entity, record_id,
+                 f"{reason}: {raw_text[:500]}", _now()],
+            )
+        with self._lock:
+            self.quarantined += 1
+
+    def complete(self, stats: dict | None = None) -> None:
+        """The pull got everything: its rows become this scope's current picture."""
+        self._flush()
+        with self.warehouse.writing() as con:
+            con.execute("BEGIN")
+            if self.mode == "full":
+                con.execute(
+                    f"DELETE FROM {self.table} WHERE scope = ? AND run_id <> ?",
+                    [self.scope, self.run_id],
+                )
+            else:
+                con.execute(
+                    f"""DELETE FROM {self.table} WHERE run_id <> $run AND sis_id IN
+                        (SELECT sis_id FROM {self.table} WHERE run_id = $run AND scope = $scope)""",
+                    {"run": self.run_id, "scope": self.scope},
+                )
+            self._finish(con, "complete", None, stats)
+            con.execute("COMMIT")
+
+    def fail(self, error: str, stats: dict | None = None) -> None:
+        """The pull broke off: drop its partial rows, keep the previous picture, say why."""
+        with self._lock:
+            self._buffer = []
+        with self.warehouse.writing() as con:
+            con.execute("BEGIN")
+            con.execute(
+                f"DELETE FROM {self.table} WHERE scope = ? AND run_id = ?", [self.scope, self.run_id]
+            )
+            self._finish(con, "failed", error, stats)
+            con.execute("COMMIT")
+
+    def _finish(self, con, status: str, error: str | None, stats: dict | None) -> None:
+        con.execute(
+            """UPDATE sync.extractions
+               SET status = ?, rows = ?, quarantined = ?, finished_at = ?, error = ?, stats = ?
+               WHERE run_id = ? AND source = ? AND entity = ? AND scope = ?""",
+            [status, self.rows if status == "complete" else 0, self.quarantined, _now(), error,
+             json.dumps(stats or {}), self.run_id, self.source, self.entity, self.scope],
+        )
+
+
+def land_rows(con, extractions: Mapping[str, Extraction], select: str) -> None:
+    """Insert on ``con`` (a writing cursor) the rows of the query ``select`` — an entity's canonical
+    columns in registry order, ``payload``, then ``scope`` — for ``extractions`` (of that entity, by
+    scope). Pages normalized in SQL (:mod:`.landing`) land this way instead of by ``write_page``."""
+    first = next(iter(extractions.values()))
+    names = ", ".join(ident(c) for c in [*first.columns, "payload", "scope", "run_id", "extracted_at"])
+    landed = con.execute(
+        f"INSERT INTO {first.table} ({names}) SELECT *, $run_id, $at FROM ({select}) RETURNING scope",
+        {"run_id": first.run_id, "at": _now()},
+    ).fetchall()
+    for scope, rows in Counter(scope for (scope,) in landed).items():
+        extraction = extractions[scope]
+        with extraction._lock:
+            extraction.rows += rows
+
+
+def quarantine_rows(con, extractions: Mapping[str, Extraction], select: str) -> None:
+    """Quarantine on ``con`` the records of the query ``select``, ``(scope, reason, raw JSON)``, for
+    ``extractions`` (of one entity, by scope)."""
+    counts = con.execute(f"SELECT scope, count(*) FROM ({select}) GROUP BY scope").fetchall()
+    if not counts:
+        return
+    first = next(iter(extractions.values()))
+    con.execute(
+        "INSERT INTO sync.issues SELECT $run_id, $source, $entity, NULL, NULL, 'quarantine', 'Error',"
+        f" reason || ': ' || left(raw::VARCHAR, 500), $at FROM ({select}) AS broken(scope, reason, raw)",
+        {"run_id": first.run_id, "source": first.source, "entity": first.entity, "at": _now()},
+    )
+    for scope, quarantined in counts:
+        extraction = extractions[scope]
+        with extraction._lock:
+            extraction.quarantined += quarantined
+
+
+def advance_watermark(warehouse: Warehouse, *, run_id: str, source: str, entity: str) -> str | None:
+    """Move the delta watermark to the newest ``date_last_modified`` this run landed.
+
+    Called only after every scope of the entity completed, so a failed run never moves it.
+    """
+    table = raw_table(source, entity)
+    with warehouse.writing() as con:
+        (newest,) = con.execute(
+            f"""SELECT arg_max(date_last_modified, TRY_CAST(date_last_modified AS TIMESTAMPTZ))
+                FROM {table}
+                WHERE run_id = ? AND TRY_CAST(date_last_modified AS TIMESTAMPTZ) IS NOT NULL""",
+            [run_id],
+        ).fetchone()
+        if newest is None:
+            return None
+        con.execute(
+            """INSERT INTO sync.watermarks VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (source, entity) DO UPDATE SET
+                 watermark = CASE WHEN TRY_CAST(EXCLUDED.watermark AS TIMESTAMPTZ)
+                                       > TRY_CAST(sync.watermarks.watermark AS TIMESTAMPTZ)
+                                  THEN EXCLUDED.watermark ELSE sync.watermarks.watermark END,
+                 run_id = EXCLUDED.run_id, updated_at = EXCLUDED.updated_at""",
+            [source, entity, newest, run_id, _now()],
+        )
+    return newest
+
+
+def watermark(warehouse: Warehouse, source: str, entity: str) -> str | None:
+    """The delta watermark of a source × entity, or None before its first complete pull."""
+    row = warehouse.reading().execute(
+        "SELECT watermark FROM sync.watermarks WHERE source = ? AND entity = ?", [source, entity]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def failed_scopes(warehouse: Warehouse, run_id: str, source: str) -> Iterable[tuple[str, str, str]]:
+    """(entity, scope, error) of every pull of this run that failed."""
+    return warehouse.reading().execute(
+        "SELECT entity, scope, error FROM sync.extractions WHERE run_id = ? AND source = ?"
+        " AND status = 'failed' ORDER BY entity, scope",
+        [run_id, source],
+    ).fetchall()

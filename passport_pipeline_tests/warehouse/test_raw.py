@@ -1,0 +1,108 @@
+"""Landing tables: pages stream in, complete pulls replace their scope, failed pulls leave no trace."""
+
+import json
+
+import pytest
+
+from passport_pipeline.entities import ENTITIES
+from passport_pipeline.warehouse.connection import Warehouse
+from passport_pipeline.warehouse.raw import Extraction, advance_watermark, raw_table, watermark
+
+
+def school(sis_id: str, name: str, modified: str = "2026-10-01T00:00:00Z") -> dict:
+    record = dict.fromkeys(ENTITIES["schools"].all_columns)
+    record.update(sis_id=sis_id, status="active", date_last_modified=modified, name=name)
+    record["payload"] = json.dumps({"sourcedId": sis_id, "name": name})
+    return record
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    with Warehouse(tmp_path / "warehouse.duckdb") as wh:
+        yield wh
+
+
+def rows(warehouse, source="sky", entity="schools"):
+    return warehouse.reading().execute(
+        f"SELECT sis_id, name, scope, run_id FROM {raw_table(source, entity)} ORDER BY sis_id, scope"
+    ).fetchall()
+
+
+def test_full_pull_replaces_only_its_own_scope(warehouse):
+    first = Extraction(warehouse, run_id="r1", source="sky", entity="schools", scope="A")
+    first.write_page([school("1", "Old One"), school("2", "Two")])
+    first.complete()
+    other = Extraction(warehouse, run_id="r1", source="sky", entity="schools", scope="B")
+    other.write_page([school("9", "Nine")])
+    other.complete()
+
+    second = Extraction(warehouse, run_id="r2", source="sky", entity="schools", scope="A")
+    second.write_page([school("1", "New One")])
+    second.complete({"pages": 1})
+
+    assert rows(warehouse) == [("1", "New One", "A", "r2"), ("9", "Nine", "B", "r1")]
+    status = warehouse.reading().execute(
+        "SELECT run_id, scope, status, rows, stats->>'pages' FROM sync.extractions ORDER BY run_id, scope"
+    ).fetchall()
+    assert status == [("r1", "A", "complete", 2, None), ("r1", "B", "complete", 1, None),
+                      ("r2", "A", "complete", 1, "1")]
+
+
+def test_failed_pull_drops_its_partial_rows_and_keeps_the_previous_picture(warehouse):
+    good = Extraction(warehouse, run_id="r1", source="sky", entity="schools", scope="A")
+    good.write_page([school("1", "One"), school("2", "Two")])
+    good.complete()
+
+    broken = Extraction(warehouse, run_id="r2", source="sky", entity="schools", scope="A")
+    broken.write_page([school("1", "Half")])
+    broken.fail("server answered 503 five times on page 2")
+
+    assert rows(warehouse) == [("1", "One", "A", "r1"), ("2", "Two", "A", "r1")]
+    assert warehouse.reading().execute(
+        "SELECT status, rows, error FROM sync.extractions WHERE run_id = 'r2'"
+    ).fetchone() == ("failed", 0, "server answered 503 five times on page 2")
+
+
+def test_delta_pull_replaces_older_versions_of_the_records_it_saw(warehouse):
+    full = Extraction(warehouse, run_id="r1", source="sky", entity="schools", scope="A")
+    full.write_page([school("1", "One"), school("2", "Two")])
+    full.complete()
+    delta = Extraction(warehouse, run_id="r2", source="sky", entity="schools", mode="delta")
+    delta.write_page([school("2", "Two renamed", "2026-10-05T08:00:00Z")])
+    delta.complete()
+
+    assert rows(warehouse) == [("1", "One", "A", "r1"), ("2", "Two renamed", "*", "r2")]
+
+
+def test_watermark_moves_forward_only(warehouse):
+    pull = Extraction(warehouse, run_id="r1", source="sky", entity="schools")
+    pull.write_page([school("1", "One", "2026-10-05T08:00:00.000Z"), school("2", "Two", "bad date"),
+                     school("3", "Three", "2026-10-04T08:00:00Z")])
+    pull.complete()
+    assert advance_watermark(warehouse, run_id="r1", source="sky", entity="schools") == "2026-10-05T08:00:00.000Z"
+
+    older = Extraction(warehouse, run_id="r2", source="sky", entity="schools", mode="delta")
+    older.write_page([school("3", "Three", "2026-10-01T00:00:00Z")])
+    older.complete()
+    advance_watermark(warehouse, run_id="r2", source="sky", entity="schools")
+    assert watermark(warehouse, "sky", "schools") == "2026-10-05T08:00:00.000Z"
+
+
+def test_quarantine_is_an_issue_not_an_error(warehouse):
+    pull = Extraction(warehouse, run_id="r1", source="sky", entity="schools")
+    pull.quarantine("record has no sourcedId", '{"name": "Nameless"}')
+    pull.complete()
+    issue = warehouse.reading().execute(
+        "SELECT entity, rule, severity, message FROM sync.issues"
+    ).fetchone()
+    assert issue == ("schools", "quarantine", "Error", 'record has no sourcedId: {"name": "Nameless"}')
+    assert warehouse.reading().execute("SELECT quarantined FROM sync.extractions").fetchone() == (1,)
+
+
+def test_hostile_source_names_and_values_are_quoted(warehouse):
+    pull = Extraction(warehouse, run_id="r1", source='we"ird', entity="schools")
+    pull.write_page([school("1'; DROP TABLE sync.issues; --", "Ünïcode \"quoted\"")])
+    pull.complete()
+    assert rows(warehouse, source='we"ird') == [
+        ("1'; DROP TABLE sync.issues; --", 'Ünïcode "quoted"', "*", "r1")
+    ]
