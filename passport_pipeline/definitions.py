@@ -1,11 +1,17 @@
-"""The Dagster code location: every asset, check, job, schedule and sensor under ``defs/``."""
+"""The Dagster code location: everything under ``defs/``, with the resources attached."""
 
 from pathlib import Path
 
 import dagster as dg
 
+from passport_pipeline.defs.resources import SourcesResource, WarehouseResource
+
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """Load everything under ``passport_pipeline/defs`` (nothing there touches the network at import)."""
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    """Load ``passport_pipeline/defs`` (nothing there touches the network at import) and attach
+    the sources and the warehouse, both read from passport.yaml at run time."""
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        dg.Definitions(resources={"sources": SourcesResource(), "warehouse": WarehouseResource()}),
+    )

@@ -1,0 +1,214 @@
+"""The ``passport-pipeline`` command: run the simulated Skyward district and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from passport_pipeline.config import ConfigError
+
+DEMO_SEED = 7
+DEMO_STUDENTS = 5000
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="passport-pipeline",
+        description="Roster sync from Skyward into DuckDB, with an embedded Skyward simulator.",
+    )
+    commands = parser.add_subparsers(title="commands")
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="serve a generated district over the Skyward and OneRoster APIs",
+        description="Generate (or reuse) a synthetic district and serve it as Skyward would: "
+        "OneRoster 1.1/1.2, the SMS 2.0 native API, OAuth tokens, faults and admin endpoints.",
+    )
+    _district_options(simulate)
+    simulate.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    simulate.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
+    simulate.add_argument(
+        "--store",
+        type=Path,
+        help="serve and mutate this store file instead of a fresh copy of the generated district",
+    )
+    simulate.add_argument("--client-id", default=None, help="credential id (default passport-demo)")
+    simulate.add_argument(
+        "--client-secret", default=None, help="credential secret (default passport-demo-secret)"
+    )
+    simulate.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="switch on a fault at start, e.g. --fault rate_limit_share=0.1 --fault clamp_limit=500 "
+        "(values are JSON; see README 'Faults')",
+    )
+    simulate.set_defaults(run=_simulate)
+
+    generate = commands.add_parser(
+        "generate",
+        help="generate a synthetic district store and report its size",
+        description="Generate a district into data/simulator/ (cached by seed, size and dirt).",
+    )
+    _district_options(generate)
+    generate.set_defaults(run=_generate)
+
+    demo = commands.add_parser(
+        "demo",
+        help="start the simulated district, show what it serves, stop",
+        description=f"Start the simulator with the {DEMO_STUDENTS:,}-student demo district on a free "
+        "loopback port, walk its APIs once and print what it serves.",
+    )
+    demo.set_defaults(run=_demo)
+
+    sync = commands.add_parser(
+        "sync",
+        help="Run Sync: extract every configured source into the warehouse, through Dagster",
+        description="Run the Dagster 'sync' job in this process over the sources in passport.yaml "
+        "(PASSPORT_CONFIG) and print what happened.",
+    )
+    sync.add_argument("--mode", choices=["full", "delta"], default="full",
+                      help="full: a complete snapshot per school (default); delta: only what changed")
+    sync.set_defaults(run=_sync)
+
+    check = commands.add_parser(
+        "test-connection",
+        help="check that each configured source can be synced, and say what to fix",
+        description="Authenticate to each source and read one page of each entity endpoint. "
+        "Exits non-zero when a source is unusable.",
+    )
+    check.add_argument("--source", action="append", metavar="NAME", help="only this source (repeatable)")
+    check.set_defaults(run=_test_connection)
+    return parser
+
+
+def _district_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=DEMO_SEED, help=f"generator seed (default {DEMO_SEED})")
+    parser.add_argument(
+        "--students", type=int, default=DEMO_STUDENTS, help=f"district size (default {DEMO_STUDENTS})"
+    )
+    parser.add_argument(
+        "--dirty",
+        choices=["demo", "none"],
+        default="demo",
+        help="dirty-data knobs: 'demo' (a little of every kind, default) or 'none'",
+    )
+
+
+def _dirty(name: str):
+    from passport_pipeline.simulator.district import DirtyData
+
+    return DirtyData.demo() if name == "demo" else DirtyData()
+
+
+def _parse_faults(pairs: list[str]) -> dict:
+    faults = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--fault expects NAME=VALUE, got {pair!r}")
+        try:
+            faults[name] = json.loads(value)
+        except json.JSONDecodeError:
+            faults[name] = value
+    return faults
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from passport_pipeline.simulator import store
+    from passport_pipeline.simulator.district import ensure_district
+
+    started = time.perf_counter()
+    path = ensure_district(args.seed, args.students, _dirty(args.dirty))
+    elapsed = time.perf_counter() - started
+    con = store.connect(path, read_only=True)
+    try:
+        counts = store.counts(con)
+    finally:
+        con.close()
+    print(f"district: {path}  ({path.stat().st_size / 1e6:,.1f} MB, ready in {elapsed:,.1f} s)")
+    for name, n in counts.items():
+        print(f"  {name:<24} {n:>12,}")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from passport_pipeline.simulator.district import ensure_district, working_copy
+    from passport_pipeline.simulator.faults import Faults
+    from passport_pipeline.simulator.server import SimulatorSettings, serve
+
+    try:
+        faults = Faults(**_parse_faults(args.fault))
+    except ValidationError as error:
+        print(f"invalid --fault: {error}", file=sys.stderr)
+        return 2
+    store_path = args.store
+    if store_path is None:
+        pristine = ensure_district(args.seed, args.students, _dirty(args.dirty))
+        store_path = working_copy(pristine, pristine.with_name(f"serving-{pristine.name}"))
+    settings = SimulatorSettings(host=args.host, port=args.port, store_path=store_path, faults=faults)
+    if args.client_id or args.client_secret:
+        from passport_pipeline.simulator.auth import Credential
+
+        default = settings.credentials[0]
+        settings.credentials = [
+            Credential(
+                client_id=args.client_id or default.client_id,
+                secret=args.client_secret or default.secret,
+            )
+        ]
+    serve(settings)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from passport_pipeline.demo import run_demo
+
+    return run_demo()
+
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from passport_pipeline.sync import run_sync
+
+    outcome = run_sync(mode=args.mode)
+    print(f"Run {outcome.run_id} {'succeeded' if outcome.success else 'FAILED'} in {outcome.seconds:,.1f} s.\n")
+    print(outcome.report)
+    return 0 if outcome.success else 1
+
+
+def _test_connection(args: argparse.Namespace) -> int:
+    from passport_pipeline.config import load_config
+    from passport_pipeline.connection_check import check_sources, format_report
+    from passport_pipeline.simulator.embedded import reachable
+
+    with reachable(load_config()) as config:
+        reports = check_sources(config, names=args.source)
+    print(format_report(reports))
+    return 0 if all(report.usable for report in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
