@@ -38,6 +38,7 @@ dev: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.extraction
 
 clean:
 	rm -rf data .dagster .pytest_cache
