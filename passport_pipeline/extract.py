@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 
 from passport_pipeline.config import CsvBundleSource, OneRosterSource, Source
@@ -169,9 +170,10 @@ class _Run:
         else:
             pulls = {read.name: partial(self._pull, read) for read in reads}
             events = run_pulls(pulls, self.client.settings.max_concurrency)
-        for event in events:
-            read = by_name[event.key]
-            self._consume(read, WHOLE_SOURCE, event)
+        with closing(events):  # a bug raised here must still stop the pulls' threads
+            for event in events:
+                read = by_name[event.key]
+                self._consume(read, WHOLE_SOURCE, event)
         self._settle()
 
     def per_school(self, read: Read) -> None:
@@ -180,11 +182,13 @@ class _Run:
         for school in schools:
             self._open(read, school)
         self.log(f"{self.source.name}: reading {read.name} for {len(schools)} schools")
-        for event in self.client.by_school(read.name, schools):
-            scope = WHOLE_SOURCE if event.key is None else event.key
-            if (read.lands[0], scope) not in self.extractions:
-                self._open(read, scope)
-            self._consume(read, scope, event)
+        events = self.client.by_school(read.name, schools)
+        with closing(events):
+            for event in events:
+                scope = WHOLE_SOURCE if event.key is None else event.key
+                if (read.lands[0], scope) not in self.extractions:
+                    self._open(read, scope)
+                self._consume(read, scope, event)
         self._settle()
 
     def _pull(self, read: Read):

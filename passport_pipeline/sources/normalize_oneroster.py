@@ -42,7 +42,7 @@ KINDS = {
 }
 """Collection name (spec or Skyward alias) -> the OneRoster type it serves."""
 
-_RACES = {
+RACES = {
     "american_indian_or_alaska_native": "americanIndianOrAlaskaNative",
     "asian": "asian",
     "black_or_african_american": "blackOrAfricanAmerican",
@@ -51,6 +51,7 @@ _RACES = {
     "demographic_race_two_or_more_races": "demographicRaceTwoOrMoreRaces",
     "hispanic_or_latino_ethnicity": "hispanicOrLatinoEthnicity",
 }
+"""Canonical race and ethnicity columns -> OneRoster demographics fields (both normalizers read it)."""
 
 
 def oneroster_kind(path: str) -> str:
@@ -147,7 +148,7 @@ def _demographics(record: dict) -> Iterator[tuple[str, dict]]:
                state_of_birth_abbreviation=text(record.get("stateOfBirthAbbreviation")),
                city_of_birth=text(record.get("cityOfBirth")),
                public_school_residence_status=text(record.get("publicSchoolResidenceStatus")))
-    for column, name in _RACES.items():
+    for column, name in RACES.items():
         row[column] = text(record.get(name))
     yield "demographics", row
 

@@ -7,6 +7,7 @@ or, without that extension, from their ``agents``; GUIDRefs become their ``sourc
 
 from __future__ import annotations
 
+from passport_pipeline.sources.normalize_oneroster import RACES
 from passport_pipeline.warehouse.normalize_sql import (
     RAW,
     REF,
@@ -81,19 +82,10 @@ ENROLLMENTS = SqlMapping(
                                "end_date": key("endDate")})},
 )
 
-_RACES = {
-    "american_indian_or_alaska_native": "americanIndianOrAlaskaNative",
-    "asian": "asian",
-    "black_or_african_american": "blackOrAfricanAmerican",
-    "native_hawaiian_or_other_pacific_islander": "nativeHawaiianOrOtherPacificIslander",
-    "white": "white",
-    "demographic_race_two_or_more_races": "demographicRaceTwoOrMoreRaces",
-    "hispanic_or_latino_ethnicity": "hispanicOrLatinoEthnicity",
-}
 _DEMOGRAPHICS = {
     "birth_date": "birthDate", "sex": "sex", "country_of_birth_code": "countryOfBirthCode",
     "state_of_birth_abbreviation": "stateOfBirthAbbreviation", "city_of_birth": "cityOfBirth",
-    "public_school_residence_status": "publicSchoolResidenceStatus", **_RACES,
+    "public_school_residence_status": "publicSchoolResidenceStatus", **RACES,
 }
 
 DEMOGRAPHICS = SqlMapping(

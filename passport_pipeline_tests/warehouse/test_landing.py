@@ -100,17 +100,13 @@ def assert_same(warehouse, reference: str, landed: str, rows: dict[str, int], ex
     assert issues(warehouse, landed) == issues(warehouse, reference)
 
 
-def read_all(client, reads) -> dict[str, list[list]]:
-    return {kind: list(pull()) for kind, pull in reads.items()}
-
-
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
 def test_oneroster_district_lands_the_same_both_ways(small_district, warehouse, version):
     with running_simulator(small_district, read_only=True) as sim:
         source = OneRosterSource(name="sky", base_url=sim.base_url, token_url=sim.token_url,
                                  oneroster_version=version, credentials=CREDENTIALS)
         with open_client(source, ENV) as client:
-            reads = read_all(client, {kind: (lambda kind=kind: client.collection(kind)) for kind in ONEROSTER_SQL})
+            reads = {kind: list(client.collection(kind)) for kind in ONEROSTER_SQL}
     assert all(isinstance(page, SentPage) for pages in reads.values() for page in pages)
     expected = land_python(warehouse, "py", reads, normalize_oneroster)
     assert expected["enrollments"] and expected["student_contacts"] and expected["staff"]
@@ -123,7 +119,7 @@ def test_sms_district_lands_the_same_both_ways(small_district, warehouse):
     with running_simulator(small_district, read_only=True) as sim:
         source = SmsSource(name="sky", base_url=sim.sms_url, token_url=sim.sms_token_url, credentials=CREDENTIALS)
         with open_client(source, ENV) as client:
-            reads = read_all(client, {kind: (lambda kind=kind: client.pull(kind)) for kind in SMS_SQL})
+            reads = {kind: list(client.pull(kind)) for kind in SMS_SQL}
     assert isinstance(reads["students"][0], SentPage) and not isinstance(reads["staff"][0], SentPage)  # merged
     expected = land_python(warehouse, "py", reads, normalize_sms)
     assert expected["demographics"] and expected["student_contacts"] and expected["enrollments"]
@@ -283,3 +279,11 @@ def test_pages_of_several_scopes_share_a_batch_and_land_each_in_its_scope(wareho
     assert landed == [("A", ["1", "2"]), ("B", ["3", "4"])]
     assert {scope: (e.rows, e.quarantined) for (_, scope), e in extractions.items()} == \
            {"A": (2, 1), "B": (2, 0), "C": (0, 0)}
+
+
+def test_a_page_whose_text_is_not_utf8_lands_from_its_records(warehouse):
+    records = [{"sourcedId": "o1", "name": "Café"}]
+    page = SentPage(records, json.dumps({"orgs": records}, ensure_ascii=False).encode("latin-1"), True)
+    rows = land_sql(warehouse, "sky", {"orgs": [page]}, normalize_oneroster, as_sent=True)
+    assert rows["schools"] == 1
+    assert warehouse.reading().execute(f"SELECT name FROM {raw_table('sky', 'schools')}").fetchall() == [("Café",)]
