@@ -12,6 +12,11 @@ import duckdb
 from passport_pipeline.warehouse.schema import SCHEMAS, SYNC_DDL
 
 
+MEMORY_LIMIT = "1GB"
+"""DuckDB's memory for the warehouse; beyond it DuckDB spills to disk, so a sync's memory does
+not grow with the district."""
+
+
 class Warehouse:
     """A read-write connection to the warehouse file, shared by the threads of one process.
 
@@ -22,7 +27,7 @@ class Warehouse:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(self.path))
+        self._con = duckdb.connect(str(self.path), config={"memory_limit": MEMORY_LIMIT})
         self._lock = threading.Lock()
         with self.writing() as con:
             for schema in SCHEMAS:
