@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -225,12 +225,3 @@ def watermark(warehouse: Warehouse, source: str, entity: str) -> str | None:
         "SELECT watermark FROM sync.watermarks WHERE source = ? AND entity = ?", [source, entity]
     ).fetchone()
     return row[0] if row else None
-
-
-def failed_scopes(warehouse: Warehouse, run_id: str, source: str) -> Iterable[tuple[str, str, str]]:
-    """(entity, scope, error) of every pull of this run that failed."""
-    return warehouse.reading().execute(
-        "SELECT entity, scope, error FROM sync.extractions WHERE run_id = ? AND source = ?"
-        " AND status = 'failed' ORDER BY entity, scope",
-        [run_id, source],
-    ).fetchall()
