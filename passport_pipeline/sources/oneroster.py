@@ -138,13 +138,7 @@ class OneRosterClient:
 
     def probe(self, path: str, page_size: int | None = None) -> PullStats:
         """Read just the first page of ``path``: latency, clamp and total, for Test Connection."""
-        pull = self.collection(path, page_size=page_size)
-        pages = iter(pull)
-        try:
-            next(pages, None)
-        finally:
-            pages.close()
-        return pull.stats
+        return self.collection(path, page_size=page_size).first_page()
 
     def by_school(self, collection: str, school_ids: Iterable[str], *,
                   since: str | dt.datetime | None = None) -> Iterator[PullEvent]:

@@ -89,6 +89,15 @@ class Pull:
         self._started = True
         return self._run()
 
+    def first_page(self) -> PullStats:
+        """Read only the first page (latency, clamp, total: what Test Connection wants); its stats."""
+        pages = iter(self)
+        try:
+            next(pages, None)
+        finally:
+            pages.close()
+        return self.stats
+
     def records(self) -> Iterator[object]:
         """The records one by one, across pages."""
         for page in self:

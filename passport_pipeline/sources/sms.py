@@ -122,13 +122,7 @@ class SmsClient:
 
     def probe(self, endpoint: str, page_size: int | None = None) -> PullStats:
         """Read just the first page of a listing, for Test Connection."""
-        pull = self.listing(endpoint, page_size=page_size)
-        pages = iter(pull)
-        try:
-            next(pages, None)
-        finally:
-            pages.close()
-        return pull.stats
+        return self.listing(endpoint, page_size=page_size).first_page()
 
     def _pages(self, endpoint: str, params: dict, limit: int, stats: PullStats) -> Iterator[Page]:
         url, query = self.url(endpoint), {**params, "paging.limit": limit}
