@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 
 from passport_pipeline.config.errors import ConfigError, fail, one_of, problem, shown
+from passport_pipeline.config.rules import EntityFilter, Expr, Requirement, rules_problems
 from passport_pipeline.config.settings import (
     AdvancedSettings,
     Credentials,
@@ -83,6 +84,12 @@ class SourceBase(Settings):
     """Canonical entities to extract (default: all; every app provides each of them)."""
     delta: DeltaSettings = DeltaSettings()
     advanced: AdvancedSettings = AdvancedSettings()
+    attributes: dict[str, dict[str, Expr]] = Field(default_factory=dict)
+    """Attribute mapping per entity: Passport attribute -> source attribute or expression."""
+    filters: dict[str, EntityFilter] = Field(default_factory=dict)
+    """Filter rules per entity (include-only)."""
+    requirements: dict[str, dict[str, Requirement]] = Field(default_factory=dict)
+    """Data requirements per entity: attribute -> include | report_if_missing | skip_if_missing | mask."""
 
     @model_validator(mode="before")
     @classmethod
@@ -122,7 +129,7 @@ class SourceBase(Settings):
         return tuple(name for name in ENTITIES if name in names)
 
     def _rule_problems(self):
-        found = []
+        found = rules_problems(self.attributes, self.filters, self.requirements)
         if self.delta.enabled and not self.DELTA:
             why = f"app {self.app} cannot read only what changed: set enabled: false"
             found.append((("delta", "enabled"), why, True))

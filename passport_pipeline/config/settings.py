@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from passport_pipeline.config.errors import Loc, fail, one_of, problem, shown
 from passport_pipeline.entities import ENTITIES
@@ -123,13 +123,38 @@ class HoldThreshold(Settings):
     """Below this many published records the shares are not checked (small entities)."""
 
 
+class SchoolTarget(Settings):
+    """The Passport school a source school maps to: a new one by ``name`` (source schools given
+    the same name become one school), or an ``existing`` one by its Passport school id."""
+
+    name: str | None = None
+    existing: str | None = None
+
+    def _rule_problems(self):
+        given = [value for value in (self.name, self.existing) if value is not None]
+        if len(given) != 1 or not given[0].strip():
+            return [((), "give a new school's name, or {existing: <Passport school id>}", self.name)]
+        return []
+
+
+def _school_name_shorthand(value: Any) -> Any:
+    """``"101": Lincoln Elementary`` means ``{name: Lincoln Elementary}``."""
+    return {"name": value} if isinstance(value, str | int | float) and not isinstance(value, bool) else value
+
+
 class SchoolsMapping(Settings):
-    """Which source schools are synced, and to which Passport school each maps."""
+    """Which source schools are synced, and to which Passport school each maps.
+
+    In ``explicit`` mode each listed source school id maps to a new Passport school, given by
+    its name (source schools given the same name become one school), or to an existing one,
+    given as ``{existing: <Passport school id>}``. Schools not listed are unmapped: their data
+    never reaches staging.
+    """
 
     mode: Literal["auto", "explicit"] = "auto"
     """``auto``: every source school, as itself. ``explicit``: only those listed in ``schools``."""
-    schools: dict[str, str] = Field(default_factory=dict)
-    """source school id -> Passport school (several source schools may map to one)."""
+    schools: dict[str, Annotated[SchoolTarget, BeforeValidator(_school_name_shorthand)]] = Field(default_factory=dict)
+    """source school id -> a new school's name, or {existing: Passport school id}."""
 
     def _rule_problems(self):
         if self.mode == "explicit" and not self.schools:
