@@ -175,3 +175,15 @@ ENTITIES: dict[str, Entity] = {
     )
 }
 """Every canonical entity, in dependency order (referenced before referencing)."""
+
+USERS = ("students", "staff")
+"""The entities an enrollment's ``user_sis_id`` may name."""
+
+
+def links(entity: str) -> dict[str, tuple[str, ...]]:
+    """Every column of ``entity`` naming records of other entities -> the entities it may name:
+    the registry's references, plus an enrollment's user (a student or a staff member)."""
+    found = {column: (target,) for column, target in ENTITIES[entity].references.items()}
+    if entity == "enrollments":
+        found["user_sis_id"] = USERS
+    return found

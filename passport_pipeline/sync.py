@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from passport_pipeline.config import PassportConfig, load_config
-from passport_pipeline.warehouse.connection import Warehouse
+from passport_pipeline.config import load_config
+from passport_pipeline.sync_report import sync_report
 
 
 @dataclass
@@ -46,30 +46,3 @@ def run_sync(mode: str = "full", quiet: bool = True) -> SyncOutcome:
         reason = failure.message if failure is not None else "see the run's logs"
         report += f"\nThe run failed: {reason}"
     return SyncOutcome(result.success, result.run_id, seconds, report)
-
-
-def sync_report(config: PassportConfig, run_id: str) -> str:
-    """What a run extracted, per source and entity, and the issues it raised, as text."""
-    with Warehouse(config.warehouse) as warehouse:
-        read = warehouse.reading()
-        rows = read.execute(
-            """SELECT source, entity, any_value(mode), sum(rows), sum(quarantined),
-                      count(*) FILTER (status = 'complete'), count(*) FILTER (status = 'failed')
-               FROM sync.extractions WHERE run_id = ? GROUP BY source, entity ORDER BY source, entity""",
-            [run_id],
-        ).fetchall()
-        issues = read.execute(
-            "SELECT rule, severity, count(*) FROM sync.issues WHERE run_id = ? GROUP BY ALL ORDER BY ALL",
-            [run_id],
-        ).fetchall()
-    lines = [f"{'source':<12} {'entity':<18} {'mode':<6} {'rows':>10} {'scopes ok':>10} "
-             f"{'failed':>7} {'quarantined':>12}"]
-    for source, entity, mode, landed, quarantined, complete, failed in rows:
-        lines.append(f"{source:<12} {entity:<18} {mode:<6} {landed:>10,} {complete:>10} {failed:>7} "
-                     f"{quarantined:>12,}")
-    if issues:
-        lines.append("Issues: " + ", ".join(f"{n:,} {rule} ({severity})" for rule, severity, n in issues))
-    else:
-        lines.append("Issues: none")
-    lines.append(f"Warehouse: {config.warehouse}")
-    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Resources: the configured sources (reachable for the run) and the DuckDB warehouse."""
+"""Resources: the configured sources (reachable for the run), the configuration, and the DuckDB warehouse."""
 
 from __future__ import annotations
 
@@ -29,6 +29,18 @@ class SourcesResource(dg.ConfigurableResource):
     def yield_for_execution(self, context: dg.InitResourceContext) -> Generator[PassportConfig, None, None]:
         with reachable(self.load(), Path(self.simulator_dir) if self.simulator_dir else None) as config:
             yield config
+
+
+class PassportConfigResource(dg.ConfigurableResource):
+    """The sync rules and settings of ``passport.yaml``, read at run time (no server started):
+    what the rule stages need."""
+
+    config_path: str | None = None
+    """passport.yaml to read (default: PASSPORT_CONFIG, ./passport.yaml or the repo's)."""
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Generator[PassportConfig, None, None]:
+        yield load_config(Path(self.config_path) if self.config_path else None)
 
 
 class WarehouseResource(dg.ConfigurableResource):

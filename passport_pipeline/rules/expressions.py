@@ -49,7 +49,8 @@ def to_sql(expression: Expression, entity: str, params: dict, target_kind: str =
     if target_kind == TEXT_LIST:
         if expression.operation == "attribute" and expression.attribute.startswith(("payload.", "metadata.")):
             path = _param(params, _pointer(expression.attribute))
-            return (f"CASE json_type(payload, {path}) WHEN 'ARRAY' THEN CAST(json_extract(payload, {path}) AS VARCHAR[])"
+            kind = f"coalesce(json_type(payload, {path}), 'NULL')"
+            return (f"CASE {kind} WHEN 'ARRAY' THEN CAST(json_extract(payload, {path}) AS VARCHAR[])"
                     f" WHEN 'NULL' THEN NULL ELSE [json_extract_string(payload, {path})] END")
         if expression_kind(expression, entity) == TEXT_LIST:
             return ident(expression.attribute)

@@ -42,4 +42,12 @@ CREATE TABLE IF NOT EXISTS sync.issues (
     message        VARCHAR NOT NULL,
     detected_at    TIMESTAMP NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS sync.schools_seen (
+    source         VARCHAR NOT NULL,
+    school_id      VARCHAR NOT NULL,      -- the source's school id, as sent
+    first_run_id   VARCHAR NOT NULL,      -- the run that first saw it in the source
+    last_run_id    VARCHAR NOT NULL,      -- the latest run that saw it
+    PRIMARY KEY (source, school_id)
+);
 """

@@ -37,20 +37,30 @@ def job(name):
     return defs().resolve_job_def(name)
 
 
-def test_sync_job_materializes_every_entity_with_metadata_and_passing_checks(configured):
+ENTITIES = ("schools", "terms", "courses", "classes", "students", "staff", "contacts", "student_contacts",
+            "enrollments", "demographics")
+
+
+def test_sync_job_materializes_every_stage_of_every_entity_with_metadata(configured):
     result = job("sync").execute_in_process(instance=dg.DagsterInstance.ephemeral())
     assert result.success
     materialized = {e.asset_key.to_user_string(): e.materialization.metadata
                     for e in result.get_asset_materialization_events()}
-    assert set(materialized) == {f"raw/sky/{e}" for e in (
-        "schools", "terms", "courses", "classes", "students", "staff", "contacts", "student_contacts",
-        "enrollments", "demographics")}
+    assert set(materialized) == {f"{stage}/sky/{e}" for stage in ("raw", "mapped", "filtered", "staging")
+                                 for e in ENTITIES} | {"staging/sky/schools_mapping"}
     students = materialized["raw/sky/students"]
     assert students["dagster/row_count"].value > 300
     assert students["scopes failed"].value == 0
     assert "sis_id" in students["preview"].value
+    staged = materialized["staging/sky/students"]
+    assert staged["dagster/row_count"].value == materialized["mapped/sky/students"]["dagster/row_count"].value
+    assert staged["rows in"].value == materialized["filtered/sky/students"]["dagster/row_count"].value
+    assert "duplicate rows" in materialized["mapped/sky/students"]["dropped because"].value, \
+        "students of two schools are extracted once per school"
+    assert materialized["staging/sky/schools_mapping"]["mapped"].value == materialized["staging/sky/schools"][
+        "dagster/row_count"].value - 1, "every school, plus the district"
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 10 and all(check.passed for check in checks)
+    assert len(checks) == 20 and all(check.passed for check in checks), "a clean district raises no issue"
 
 
 def test_completeness_check_fails_when_a_school_cannot_be_read(configured):

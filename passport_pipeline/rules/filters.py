@@ -1,0 +1,296 @@
+"""The "filtered" stage: which of a source's mapped records are synced at all (DESIGN.md §3).
+
+Reads ``staging.<source>__<entity>__mapped`` and writes ``staging.<source>__<entity>__filtered``
+(same columns), keeping the records that these decide to keep:
+
+1. staff scope (``advanced.staff_scope``): every active staff member, or only those who teach,
+   i.e. are the user of a teacher enrollment (without enrollments: whose own role is teacher);
+2. emergency contacts (``advanced.sync_emergency_contacts``): when off, a student-contact link
+   is kept only for a guardian: a custodial link, or a contact whose role is parent or guardian;
+3. filter rules (``filters``, :mod:`.conditions`): include-only, any matching rule keeps a record;
+4. include linked: a decision reaches the records that refer to the decided one, in registry
+   (dependency) order, so it cascades (course -> classes -> enrollments). A record referring to
+   a dropped record is dropped, a list of references loses its dropped elements (the record
+   goes only when none is left), and a primary school that was dropped is cleared. A kept record
+   of an entity with rules keeps the records that belong to it (enrollments, contact links,
+   demographics) when their own rules would drop them (a kept class keeps its enrollments),
+   unless another record they refer to was dropped. With
+   ``include_linked: false`` an entity's rule decisions stay with it; drops by the two settings
+   above always carry. Contacts belong to their students: a contact left with no student link
+   is dropped. A reference to an id no mapped table holds is left for the next stage to report.
+
+Filtering is intended, not a data problem: no issues are raised; the report counts the rows each
+reason dropped. Each entity's dropped ids and reasons go to a temporary table that the entities
+after it semi-join, so a district of any size is two passes of set-based SQL per entity.
+A term's decision does not pass to the terms below it (``parent_sis_id``): each term is judged
+by the rules on its own, as its school year and dates are its own attributes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+
+from passport_pipeline.config import Source
+from passport_pipeline.config.rules import EntityFilter
+from passport_pipeline.entities import ENTITIES, TEXT_LIST
+from passport_pipeline.rules.conditions import filter_sql
+from passport_pipeline.rules.expressions import BLANKS
+from passport_pipeline.rules.report import EntityCounts, StageReport
+from passport_pipeline.rules.tables import stage_table, staging_columns
+from passport_pipeline.warehouse.connection import Warehouse
+from passport_pipeline.warehouse.sql import ident
+
+STAFF_SCOPE = "staff scope"
+EMERGENCY_CONTACTS_OFF = "emergency contacts off"
+FILTER_RULES = "filter rules"
+NO_LINKED_STUDENT = "no linked student"
+SETTING_REASONS = (STAFF_SCOPE, EMERGENCY_CONTACTS_OFF)
+"""Drops by an advanced setting: they reach linked records whatever ``include_linked`` says."""
+
+GUARDIAN_ROLES = ["parent", "guardian"]
+OPTIONAL_REFERENCES = frozenset({"primary_school_sis_id"})
+"""References a record keeps its place without: one to a dropped record is cleared."""
+BELONGING = frozenset({"enrollments", "student_contacts", "demographics"})
+"""Records that only describe the records they link (a class's enrollments, a student's contact
+links and demographics): a kept record keeps these even when their own rules would drop them."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """A column naming another entity's record(s), whose filter decision the record follows."""
+
+    column: str
+    target: str
+    many: bool
+    """The column is a list of ids."""
+
+
+def links(entity: str) -> list[Link]:
+    """What a record of ``entity`` refers to: the registry's references, and an enrollment's user,
+    a student or a staff member. A term's parent term is not followed (see the module's doc)."""
+    spec = ENTITIES[entity]
+    pairs = [(column, target) for column, target in spec.references.items() if target != entity]
+    if entity == "enrollments":
+        pairs += [("user_sis_id", "students"), ("user_sis_id", "staff")]
+    return [Link(column, target, spec.all_columns[column] == TEXT_LIST) for column, target in pairs]
+
+
+def filter_records(warehouse: Warehouse, source: Source, run_id: str, today: dt.date) -> StageReport:
+    """Write the filtered table of every entity of ``source``, in one transaction.
+
+    ``today`` is the day ``is_past`` and ``is_future`` compare with. ``run_id`` names the run;
+    the stage raises no issues, so re-running it with the same mapped tables gives the same tables.
+    """
+    report = StageReport("filtered", source.name, facts={"today": today.isoformat()})
+    with warehouse.writing() as con:
+        con.execute("BEGIN")
+        try:
+            filtering = _Filtering(con, source, today)
+            for entity in source.entities:
+                report.entities[entity] = filtering.filter(entity)
+                if entity == "student_contacts" and "contacts" in source.entities:
+                    filtering.drop_contacts_without_students(report.entities["contacts"])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return report
+
+
+class _Query:
+    """The parameters of one statement over an entity's input ``m``, and the id lists it looks up.
+
+    Lists of ids (dropped or kept schools, terms) are computed once per statement in a one-row
+    ``lookups`` relation, for the list columns that name several records.
+    """
+
+    def __init__(self):
+        self.params: dict = {}
+        self._lists: dict[str, str] = {}
+
+    def param(self, value) -> str:
+        name = f"stage{len(self.params)}"
+        self.params[name] = value
+        return f"${name}"
+
+    def id_list(self, ids: str) -> str:
+        name = f"ids{len(self._lists)}"
+        self._lists[name] = f"(SELECT coalesce(list(sis_id), []) FROM ({ids}))"
+        return f"lookups.{ident(name)}"
+
+    def relation(self, table: str) -> str:
+        """``table`` as ``m``, with the lookups this statement needs."""
+        if not self._lists:
+            return f"{table} AS m"
+        lookups = ", ".join(f"{sql} AS {ident(name)}" for name, sql in self._lists.items())
+        return f"{table} AS m CROSS JOIN (SELECT {lookups}) AS lookups"
+
+
+class _Filtering:
+    """One run of the stage over one source: the entities decided so far and what they dropped."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: Source, today: dt.date):
+        self.con, self.source, self.today = con, source, today
+        self.dropped: dict[str, dict[str, int]] = {}
+        existing = {ident(schema, table) for schema, table in con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
+        self.inputs: dict[str, str] = {}
+        for entity in source.entities:
+            mapped = stage_table("mapped", source.name, entity)
+            if mapped not in existing:
+                mapped = ident(f"filtered_input__{entity}")
+                columns = ", ".join(f"{ident(name)} {kind}" for name, kind in staging_columns(entity).items())
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {mapped} ({columns})")
+            self.inputs[entity] = mapped
+
+    def filter(self, entity: str) -> EntityCounts:
+        """Decide ``entity``'s records, write its filtered table, and count what each reason dropped."""
+        self.dropped[entity] = self._decide(entity)
+        self._write(entity)
+        return EntityCounts(rows_in=self._count(self.inputs[entity]), rows_out=self._count(self._output(entity)),
+                            dropped=dict(self.dropped[entity]))
+
+    def _decide(self, entity: str) -> dict[str, int]:
+        """Put the records of ``entity`` to drop, with why, in its gone table; how many per reason."""
+        query = _Query()
+        cases = self._drops(entity, query)
+        if not cases:
+            return {}
+        reason = "CASE " + " ".join(f"WHEN {when} THEN {query.param(why)}" for when, why in cases) + " END"
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {_gone(entity)} AS SELECT sis_id, reason
+                FROM (SELECT m.sis_id, {reason} AS reason FROM {query.relation(self.inputs[entity])})
+                WHERE reason IS NOT NULL""",
+            query.params,
+        )
+        return dict(self.con.execute(
+            f"SELECT reason, count(*) FROM {_gone(entity)} GROUP BY reason ORDER BY reason").fetchall())
+
+    def _write(self, entity: str) -> None:
+        """The filtered table: the input without the gone records, references to dropped ones removed."""
+        query = _Query()
+        rewritten = self._rewritten_references(entity, query)
+        select = ", ".join(f"{rewritten.get(column, 'm.' + ident(column))} AS {ident(column)}"
+                           for column in staging_columns(entity))
+        without = (f" ANTI JOIN {_gone(entity)} AS gone ON gone.sis_id IS NOT DISTINCT FROM m.sis_id"
+                   if self.dropped[entity] else "")
+        self.con.execute(f"""CREATE OR REPLACE TABLE {self._output(entity)} AS
+                             SELECT {select} FROM {query.relation(self.inputs[entity])}{without}""", query.params)
+
+    def drop_contacts_without_students(self, counts: EntityCounts) -> None:
+        """Drop the contacts that no kept student-contact link names: contacts belong to their students."""
+        (dropped,) = self.con.execute(
+            f"""DELETE FROM {self._output("contacts")} AS c WHERE NOT EXISTS (
+                    SELECT 1 FROM {self._output("student_contacts")} AS l WHERE l.contact_sis_id = c.sis_id)"""
+        ).fetchone()
+        if dropped:
+            counts.dropped[NO_LINKED_STUDENT] = dropped
+            counts.rows_out -= dropped
+
+    def _drops(self, entity: str, query: _Query) -> list[tuple[str, str]]:
+        """``(condition, reason)`` for each way a record of ``entity`` may be dropped, first match wins."""
+        cases = []
+        setting = self._setting(entity, query)
+        if setting:
+            cases.append(setting)
+        for link in links(entity):
+            gone = None if link.column in OPTIONAL_REFERENCES else self._carried(link.target, query)
+            if gone is None:
+                continue
+            column = "m." + ident(link.column)
+            if link.many:
+                when = f"len({column}) > 0 AND len({_remaining(column, query.id_list(gone))}) = 0"
+            else:
+                when = f"{column} IN ({gone})"
+            cases.append((when, f"linked {link.target} dropped"))
+        entity_filter = self.source.filters.get(entity)
+        if entity_filter and entity_filter.rules:
+            when = f"NOT {filter_sql(entity_filter, entity, query.params, self.today)}"
+            kept_by_link = self._kept_by_link(entity, query)
+            cases.append((f"{when} AND NOT {kept_by_link}" if kept_by_link else when, FILTER_RULES))
+        return cases
+
+    def _setting(self, entity: str, query: _Query) -> tuple[str, str] | None:
+        """The staff scope or emergency contacts drop of ``entity``, when the setting applies to it."""
+        advanced = self.source.advanced
+        if entity == "staff" and advanced.staff_scope == "active_teachers_only":
+            teacher = query.param("teacher")
+            if "enrollments" in self.inputs:
+                teaches = (f"m.sis_id IN (SELECT user_sis_id FROM {self.inputs['enrollments']}"
+                           f" WHERE {_text('role', query)} = {teacher})")
+            else:
+                teaches = f"{_text('m.role', query)} = {teacher}"
+            return f"NOT coalesce({teaches}, false)", STAFF_SCOPE
+        if entity == "student_contacts" and not advanced.sync_emergency_contacts:
+            guardian = f"{_text('m.custodial', query)} = {query.param('true')}"
+            if "contacts" in self.inputs:
+                guardian += (f" OR m.contact_sis_id IN (SELECT sis_id FROM {self.inputs['contacts']}"
+                             f" WHERE list_contains({query.param(GUARDIAN_ROLES)}, {_text('role', query)}))")
+            return f"NOT coalesce({guardian}, false)", EMERGENCY_CONTACTS_OFF
+        return None
+
+    def _carried(self, target: str, query: _Query) -> str | None:
+        """The ids of ``target`` whose drop reaches the records naming them, or None if there are none."""
+        dropped = self.dropped.get(target, {})
+        if self._filter(target).include_linked:
+            return f"SELECT sis_id FROM {_gone(target)}" if dropped else None
+        if not any(reason in SETTING_REASONS for reason in dropped):
+            return None
+        return f"SELECT sis_id FROM {_gone(target)} WHERE list_contains({query.param(list(SETTING_REASONS))}, reason)"
+
+    def _kept_by_link(self, entity: str, query: _Query) -> str | None:
+        """Whether a record that belongs to others names a kept record of an entity whose rules carry
+        to linked records (None for entities that stand on their own: students, classes, ...)."""
+        if entity not in BELONGING:
+            return None
+        kept = []
+        for link in links(entity):
+            target_filter = self._filter(link.target)
+            if link.target not in self.inputs or not (target_filter.rules and target_filter.include_linked):
+                continue
+            ids = f"SELECT sis_id FROM {self._output(link.target)}"
+            column = "m." + ident(link.column)
+            kept.append(f"list_has_any({column}, {query.id_list(ids)})" if link.many else f"{column} IN ({ids})")
+        return f"coalesce({' OR '.join(kept)}, false)" if kept else None
+
+    def _rewritten_references(self, entity: str, query: _Query) -> dict[str, str]:
+        """Reference columns that lose dropped ids: list elements removed, an optional one cleared."""
+        rewritten = {}
+        for link in links(entity):
+            optional = link.column in OPTIONAL_REFERENCES
+            gone = self._carried(link.target, query) if link.many or optional else None
+            if gone is None:
+                continue
+            column = "m." + ident(link.column)
+            if link.many:
+                rewritten[link.column] = _remaining(column, query.id_list(gone))
+            else:
+                rewritten[link.column] = f"CASE WHEN {column} IN ({gone}) THEN NULL ELSE {column} END"
+        return rewritten
+
+    def _filter(self, entity: str) -> EntityFilter:
+        return self.source.filters.get(entity) or EntityFilter()
+
+    def _output(self, entity: str) -> str:
+        return stage_table("filtered", self.source.name, entity)
+
+    def _count(self, table: str) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _gone(entity: str) -> str:
+    """The temporary table of the ids this stage dropped from ``entity``, and why."""
+    return ident(f"filtered_gone__{entity}")
+
+
+def _text(column: str, query: _Query) -> str:
+    """A text column compared ignoring case and surrounding blanks."""
+    return f"lower(trim({column}, {query.param(BLANKS)}))"
+
+
+def _remaining(column: str, gone_list: str) -> str:
+    """The list ``column`` without the ids in ``gone_list`` (NULL elements stay: not ours to judge)."""
+    return f"list_filter({column}, lambda element: element IS NULL OR NOT list_contains({gone_list}, element))"
