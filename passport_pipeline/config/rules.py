@@ -28,7 +28,7 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from passport_pipeline.config.errors import Loc, one_of, problem, shown
 from passport_pipeline.config.settings import Settings
-from passport_pipeline.entities import ENTITIES, TEXT_LIST
+from passport_pipeline.entities import ENTITIES, TEXT_LIST, links
 
 PAYLOAD_PREFIXES = ("payload.", "metadata.")
 """Source attributes outside the canonical columns: a path into the raw payload, or its metadata."""
@@ -200,8 +200,7 @@ Requirement = Literal["include", "report_if_missing", "skip_if_missing", "mask"]
 
 def mappable(entity: str) -> dict[str, str]:
     """Attributes attribute mapping may feed: every column but ids and references."""
-    spec = ENTITIES[entity]
-    return {c: kind for c, kind in spec.all_columns.items() if c != "sis_id" and c not in spec.references}
+    return {c: kind for c, kind in ENTITIES[entity].all_columns.items() if c != "sis_id" and c not in links(entity)}
 
 
 def expression_kind(expression: Expression, entity: str) -> str:
@@ -230,8 +229,10 @@ def rules_problems(attributes: Mapping, filters: Mapping, requirements: Mapping)
                         found.append((("filters", entity, "rules", r, "when", c, "attribute"), why, condition.attribute))
     for entity, attrs in requirements.items():
         if entity in ENTITIES:
-            for attribute in attrs:
+            for attribute, requirement in attrs.items():
                 why = _attribute_problem(attribute, entity, canonical_only=True)
+                if not why and requirement == "mask" and attribute not in mappable(entity):
+                    why = f"'{attribute}' is how {entity} records are identified and linked: it cannot be masked"
                 if why:
                     found.append((("requirements", entity, attribute), why, attribute))
     return found

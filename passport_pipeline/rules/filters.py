@@ -36,10 +36,11 @@ import duckdb
 from passport_pipeline.config import Source
 from passport_pipeline.config.rules import EntityFilter
 from passport_pipeline.entities import ENTITIES, TEXT_LIST
+from passport_pipeline.entities import links as entity_links
 from passport_pipeline.rules.conditions import filter_sql
 from passport_pipeline.rules.expressions import BLANKS
 from passport_pipeline.rules.report import EntityCounts, StageReport
-from passport_pipeline.rules.tables import stage_table, staging_columns
+from passport_pipeline.rules.tables import existing_tables, stage_table, staging_columns
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.sql import ident
 
@@ -69,13 +70,12 @@ class Link:
 
 
 def links(entity: str) -> list[Link]:
-    """What a record of ``entity`` refers to: the registry's references, and an enrollment's user,
-    a student or a staff member. A term's parent term is not followed (see the module's doc)."""
-    spec = ENTITIES[entity]
-    pairs = [(column, target) for column, target in spec.references.items() if target != entity]
-    if entity == "enrollments":
-        pairs += [("user_sis_id", "students"), ("user_sis_id", "staff")]
-    return [Link(column, target, spec.all_columns[column] == TEXT_LIST) for column, target in pairs]
+    """What a record of ``entity`` refers to (:func:`passport_pipeline.entities.links`), one
+    :class:`Link` per entity a column may name. A term's parent term is not followed (see the
+    module's doc)."""
+    columns = ENTITIES[entity].all_columns
+    return [Link(column, target, columns[column] == TEXT_LIST)
+            for column, targets in entity_links(entity).items() for target in targets if target != entity]
 
 
 def filter_records(warehouse: Warehouse, source: Source, run_id: str, today: dt.date) -> StageReport:
@@ -135,8 +135,7 @@ class _Filtering:
     def __init__(self, con: duckdb.DuckDBPyConnection, source: Source, today: dt.date):
         self.con, self.source, self.today = con, source, today
         self.dropped: dict[str, dict[str, int]] = {}
-        existing = {ident(schema, table) for schema, table in con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
+        existing = existing_tables(con)
         self.inputs: dict[str, str] = {}
         for entity in source.entities:
             mapped = stage_table("mapped", source.name, entity)

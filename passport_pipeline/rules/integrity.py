@@ -5,8 +5,8 @@ stage already wrote for it (entities are staged in dependency order), so a recor
 the records that need it along: a skipped class skips its enrollments. An entity referring to
 itself (a term's parent term) is checked against its own records.
 
-Which references exist: the registry's (:attr:`Entity.references`; a list column refers through
-each element), plus an enrollment's user, who is a student or a staff member. A reference into an
+Which references exist: :func:`passport_pipeline.entities.links` (a list column refers through
+each element; an enrollment's user is a student or a staff member). A reference into an
 entity the source does not extract is not checked: unknown there is not missing. NULL or blank
 references are the data requirements' business, not this check's.
 """
@@ -15,22 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from passport_pipeline.entities import ENTITIES, TEXT_LIST
+from passport_pipeline.entities import ENTITIES, TEXT_LIST, links
 from passport_pipeline.rules.expressions import BLANKS
 from passport_pipeline.rules.formats import quoted
 from passport_pipeline.rules.issues import ERROR, SKIPPED
 from passport_pipeline.rules.tables import stage_table
 from passport_pipeline.warehouse.sql import ident
-
-USER_REFERENCES = {"enrollments": {"user_sis_id": ("students", "staff")}}
-"""References the registry does not list, because they point to one of several entities."""
-
-
-def references(entity: str) -> dict[str, tuple[str, ...]]:
-    """Each reference column of ``entity`` -> the entities a value may name."""
-    return {**{column: (target,) for column, target in ENTITIES[entity].references.items()},
-            **USER_REFERENCES.get(entity, {})}
-
 
 def leaves_out(column: str, requirement: str) -> bool:
     """Whether an unknown reference leaves its record out: when the reference is required
@@ -45,7 +35,7 @@ def reference_findings(entity: str, records: str, *, source: str, extracted: Col
     ``entity`` from ``source``), given the entities ``extracted`` and the effective
     ``requirements`` of ``entity``."""
     found = []
-    for column, targets in references(entity).items():
+    for column, targets in links(entity).items():
         if not all(target in extracted for target in targets):
             continue
         known = " UNION ALL ".join(

@@ -24,10 +24,10 @@ import re
 
 from passport_pipeline.config import Source
 from passport_pipeline.config.rules import mappable
-from passport_pipeline.entities import ENTITIES, TEXT_LIST
+from passport_pipeline.entities import ENTITIES, TEXT_LIST, links
 from passport_pipeline.rules.expressions import effective_mapping, to_sql, uses_payload
 from passport_pipeline.rules.report import EntityCounts, StageReport
-from passport_pipeline.rules.tables import schools_mapping_table, stage_table, staging_columns
+from passport_pipeline.rules.tables import existing_tables, schools_mapping_table, stage_table, staging_columns
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.raw import LANDING_COLUMNS, raw_table
 from passport_pipeline.warehouse.sql import ident
@@ -36,9 +36,8 @@ ORDER = ("schools", "terms", "courses", "classes", "students", "staff", "student
          "enrollments", "demographics")
 """Registry order, but contacts after the contact links whose drops decide theirs."""
 
-UNLISTED_REFERENCES = {"schools": ("parent_sis_id",), "enrollments": ("user_sis_id",)}
-"""Ids the registry does not list as references (they point to the district, or to a student or
-a staff member) that the prefix applies to all the same."""
+PARENT_ORGS = {"schools": ("parent_sis_id",)}
+"""Ids that are not links between synced records (a school's district) but get the prefix too."""
 
 LINKS = {
     "enrollments": (("class_sis_id", "classes"), ("user_sis_id", "students"), ("user_sis_id", "staff")),
@@ -107,23 +106,17 @@ def raw_records(source: str, entity: str, tables: set[str]) -> str:
 def prefixed(sql: str, kind: str = "VARCHAR") -> str:
     """``sql`` (an id, or a list of ids) with the ``$prefix`` parameter glued on.
 
-    NULL stays NULL and an empty id stays empty: a missing id never becomes a real-looking one.
+    NULL stays NULL and a blank id stays as it is: a missing id never becomes a real-looking one.
     """
     if kind == TEXT_LIST:
         return f"list_transform({sql}, lambda prefixed_id: {prefixed('prefixed_id')})"
-    return f"CASE WHEN {sql} = '' THEN {sql} ELSE $prefix || {sql} END"
+    return f"CASE WHEN trim({sql}) = '' THEN {sql} ELSE $prefix || {sql} END"
 
 
 def execute(con, sql: str, params: dict):
     """Run ``sql`` with those of ``params`` it uses (DuckDB refuses parameters a query lacks)."""
     used = set(re.findall(r"\$(\w+)", sql))
     return con.execute(sql, {name: value for name, value in params.items() if name in used})
-
-
-def existing_tables(con) -> set[str]:
-    """The quoted names of the warehouse's tables, to tell which inputs exist."""
-    rows = con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()")
-    return {ident(schema, name) for schema, name in rows.fetchall()}
 
 
 def _load_school_targets(con, source, tables: set[str]) -> dict:
@@ -186,7 +179,7 @@ def _decided(source, entity: str, tables: set[str], params: dict, linked: str) -
     mapping, attributes = effective_mapping(entity, source.attributes.get(entity)), mappable(entity)
     payload = ["payload"] if any(uses_payload(e) for e in mapping.values()) else []
     records = newest_records(raw_records(source.name, entity, tables), [*spec.all_columns, *payload])
-    ids = {"sis_id", *spec.references, *UNLISTED_REFERENCES.get(entity, ())}
+    ids = {"sis_id", *links(entity), *PARENT_ORGS.get(entity, ())}
     school_refs = [c for c, target in spec.references.items() if target == "schools"]
     school_list = next((c for c in school_refs if spec.all_columns[c] == TEXT_LIST), None)
     school_key = "sis_id" if entity == "schools" else next((c for c in school_refs if c != school_list), None)
@@ -245,9 +238,9 @@ def _linked(source: str, entity: str, dropped: set[str]) -> str:
     found = [f"{ident(column)} IN (SELECT sis_id FROM {_dropped(target)})"
              for column, target in LINKS.get(entity, ()) if target in dropped]
     if entity == "contacts" and "student_contacts" in dropped:
-        links = stage_table("mapped", source, "student_contacts")
+        contact_links = stage_table("mapped", source, "student_contacts")
         found.append(f"(sis_id IN (SELECT contact_sis_id FROM {_dropped('student_contacts')}) AND sis_id NOT IN"
-                     f" (SELECT contact_sis_id FROM {links} WHERE contact_sis_id IS NOT NULL))")
+                     f" (SELECT contact_sis_id FROM {contact_links} WHERE contact_sis_id IS NOT NULL))")
     return " OR ".join(found)
 
 

@@ -10,8 +10,8 @@ one of:
 - ``skip_if_missing``: a missing value is an issue (Skipped), the record is left out — the default
   of the references a record cannot do without (:data:`DEFAULT_REQUIREMENTS`);
 - ``mask``: a value is published as ``****`` (a list as ``['****']``); raw keeps the truth, and
-  the checks see the real value. A record's own id (``sis_id``) is never masked: it is how the
-  record is identified and linked.
+  the checks see the real value. Ids and references cannot be masked (the config refuses it):
+  they are how records are identified and linked.
 
 Missing means NULL, blank text (only spaces, tabs, line breaks) or a list without a non-blank
 element. Then every record's values are checked for their format and its end date against its
@@ -30,9 +30,8 @@ from passport_pipeline.rules.expressions import BLANKS
 from passport_pipeline.rules.formats import date_order_findings, format_findings
 from passport_pipeline.rules.integrity import reference_findings
 from passport_pipeline.rules.issues import ERROR, SKIPPED, clear_issues, record_issues
-from passport_pipeline.rules.mapping import existing_tables
 from passport_pipeline.rules.report import EntityCounts, StageReport
-from passport_pipeline.rules.tables import stage_table, staging_columns
+from passport_pipeline.rules.tables import existing_tables, stage_table, staging_columns
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.sql import ident
 
@@ -101,7 +100,7 @@ def _stage(con, source: Source, entity: str, run_id: str, existing: set[str]) ->
         con.execute(f"INSERT INTO {_FINDINGS} {select}", params)
     record_issues(con, run_id=run_id, source=source.name, entity=entity, select=f"SELECT * FROM {_FINDINGS}")
 
-    masks = [name for name, rule in requirements.items() if rule == "mask" and name != "sis_id"]
+    masks = [name for name, rule in requirements.items() if rule == "mask"]
     staged = stage_table("staged", source.name, entity)
     columns = ", ".join(_published(name, kind, name in masks) for name, kind in staging_columns(entity).items())
     con.execute(f"CREATE OR REPLACE TABLE {staged} AS SELECT {columns} FROM {records} AS r"

@@ -21,9 +21,9 @@ type ``school`` with an id are schools here; the district and other orgs pass th
 from __future__ import annotations
 
 from passport_pipeline.config import Source
-from passport_pipeline.rules.mapping import execute, existing_tables, newest_records, prefixed, raw_records
+from passport_pipeline.rules.mapping import execute, newest_records, prefixed, raw_records
 from passport_pipeline.rules.report import EntityCounts, StageReport
-from passport_pipeline.rules.tables import schools_mapping_table
+from passport_pipeline.rules.tables import existing_tables, schools_mapping_table
 from passport_pipeline.warehouse.connection import Warehouse
 
 TARGETS = """

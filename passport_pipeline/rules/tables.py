@@ -24,3 +24,10 @@ def schools_mapping_table(source: str) -> str:
 def staging_columns(entity: str) -> dict[str, str]:
     """Columns of every stage table of ``entity``: the source's name, then the registry's columns."""
     return {"source": "VARCHAR", **ENTITIES[entity].all_columns}
+
+
+def existing_tables(con) -> set[str]:
+    """The quoted names of the warehouse's tables (not temporary ones), to tell which inputs exist."""
+    rows = con.execute("SELECT schema_name, table_name FROM duckdb_tables()"
+                       " WHERE database_name = current_database() AND NOT temporary")
+    return {ident(schema, name) for schema, name in rows.fetchall()}

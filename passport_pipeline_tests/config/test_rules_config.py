@@ -72,7 +72,7 @@ def test_unknown_and_unmappable_attributes(tmp_path):
     found = problems(tmp_path, attributes={
         "students": {"sis_id": "identifier", "emial": "email", "family_name": {"concat": ["given_name", "famly_name"]},
                      "middle_name": {"trim": "grades"}, "identifier": "school_sis_ids", "phone": "payload.a..b"},
-        "studnets": {}})
+        "studnets": {}, "enrollments": {"user_sis_id": "payload.user.id"}})
     assert found[0] == "attributes.students.sis_id: 'sis_id' is how students records are identified and linked: it cannot be remapped"
     assert found[1].startswith("attributes.students.emial: unknown students attribute 'emial': must be one of status, ")
     assert found[1].endswith("(did you mean 'email'?)")
@@ -83,6 +83,8 @@ def test_unknown_and_unmappable_attributes(tmp_path):
         "attributes.students.phone: 'payload.a..b' is not a path: write payload.a.b",
     ]
     assert found[6].startswith("attributes.studnets: unknown entity 'studnets': must be one of schools,")
+    assert found[7] == ("attributes.enrollments.user_sis_id: 'user_sis_id' is how enrollments records are "
+                        "identified and linked: it cannot be remapped")
 
 
 def test_bad_filter_rules_name_the_rule(tmp_path):
@@ -117,6 +119,10 @@ def test_bad_requirements_and_school_targets(tmp_path):
                      "report_if_missing, skip_if_missing, mask (did you mean 'report_if_missing'?)"]
     found = problems(tmp_path, requirements={"students": {"emial": "mask"}})
     assert found[0].startswith("requirements.students.emial: unknown students attribute 'emial'")
+    assert problems(tmp_path, requirements={"staff": {"sis_id": "mask"}, "enrollments": {"user_sis_id": "mask"}}) == [
+        "requirements.staff.sis_id: 'sis_id' is how staff records are identified and linked: it cannot be masked",
+        "requirements.enrollments.user_sis_id: 'user_sis_id' is how enrollments records are identified and "
+        "linked: it cannot be masked"]
     found = problems(tmp_path, advanced={"schools_mapping": {"mode": "explicit", "schools": {
         "1": "", "2": {"exist": "x"}, "3": {"name": "a", "existing": "b"}}}})
     assert found == [

@@ -176,12 +176,6 @@ def test_ids_are_kept_as_sent_null_stays_null_and_empty_stays_empty(warehouse, t
     assert rows(warehouse, "students", "school_sis_ids") == [["", None, "p- a"]]
 
 
-def test_a_mapped_reference_is_prefixed_too(warehouse, tmp_path):
-    land(warehouse, "enrollments", {"sis_id": "e1", "user_sis_id": "wrong", "payload": {"user": {"id": "u'1"}}})
-    run(warehouse, source(tmp_path, attributes={"enrollments": {"user_sis_id": "payload.user.id"}}))
-    assert rows(warehouse, "enrollments", "user_sis_id") == ["p-u'1"]
-
-
 @pytest.fixture
 def district(warehouse):
     """Schools A and B (merged into one), C (unmapped), E (an existing Passport school), a district

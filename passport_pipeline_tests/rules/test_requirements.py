@@ -105,12 +105,6 @@ def test_mask_hides_values_and_keeps_missing_ones(warehouse, tmp_path):
     assert "'x'); DROP TABLE t; --'" in issues(warehouse)[1][-1]
 
 
-def test_the_record_id_is_never_masked(warehouse, tmp_path):
-    put(warehouse, "students", [{"sis_id": "u1", "username": "ann"}])
-    check_requirements(warehouse, make_source(tmp_path, students={"sis_id": "mask", "username": "mask"}), RUN)
-    assert staged(warehouse, "students", "sis_id, username") == [("u1", "****")]
-
-
 def test_required_references_are_skip_if_missing_by_default(tmp_path):
     source = make_source(tmp_path, classes={"school_sis_id": "report_if_missing", "title": "mask"})
     assert effective_requirements(source, "classes") == {
