@@ -153,6 +153,7 @@ def measure(students: int, root: Path) -> dict:
             copy = work / f"{name}.duckdb"
             shutil.copyfile(raw, copy)
             results[name] = _child([sys.executable, "-c", script, str(copy)])
+            print(f"  {name} at {students:,} students: {results[name]['seconds']:.1f} s", flush=True)
             copy.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)

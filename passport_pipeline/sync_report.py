@@ -8,7 +8,7 @@ Everything is read back from the warehouse (``sync.extractions``, the stage tabl
 from __future__ import annotations
 
 from passport_pipeline.config import PassportConfig
-from passport_pipeline.rules.tables import STAGES, schools_mapping_table, stage_table
+from passport_pipeline.rules.tables import STAGES, existing_tables, schools_mapping_table, stage_table
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.raw import raw_table
 
@@ -17,8 +17,7 @@ def sync_report(config: PassportConfig, run_id: str) -> str:
     """The report of run ``run_id``: extraction, rule stages and issues, per source."""
     with Warehouse(config.warehouse) as warehouse:
         read = warehouse.reading()
-        tables = {f"{schema}.{name}" for schema, name in read.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+        tables = existing_tables(read)
         lines = _extraction(read, run_id)
         for source in config.sources:
             lines += _stages(read, tables, source.name, source.entities, run_id)
@@ -50,7 +49,7 @@ def _extraction(read, run_id: str) -> list[str]:
 
 def _stages(read, tables: set[str], source: str, entities, run_id: str) -> list[str]:
     """Rows after each stage and issues per entity; nothing when the stages have not run."""
-    if f"staging.{source}__schools_mapping" not in tables:
+    if schools_mapping_table(source) not in tables:
         return []
     mapping = dict(read.execute(
         f"SELECT status, count(*) FROM {schools_mapping_table(source)} GROUP BY status").fetchall())
@@ -72,7 +71,7 @@ def _stages(read, tables: set[str], source: str, entities, run_id: str) -> list[
 
 
 def _count(read, tables: set[str], table: str) -> int | None:
-    if table.replace('"', "") not in tables:
+    if table not in tables:
         return None
     (n,) = read.execute(f"SELECT count(*) FROM {table}").fetchone()
     return n

@@ -40,7 +40,7 @@ from passport_pipeline.entities import links as entity_links
 from passport_pipeline.rules.conditions import filter_sql
 from passport_pipeline.rules.expressions import BLANKS
 from passport_pipeline.rules.report import EntityCounts, StageReport
-from passport_pipeline.rules.tables import existing_tables, stage_table, staging_columns
+from passport_pipeline.rules.tables import existing_tables, replace_relation, stage_table, staging_columns
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.sql import ident
 
@@ -169,15 +169,18 @@ class _Filtering:
             f"SELECT reason, count(*) FROM {_gone(entity)} GROUP BY reason ORDER BY reason").fetchall())
 
     def _write(self, entity: str) -> None:
-        """The filtered table: the input without the gone records, references to dropped ones removed."""
+        """The filtered table: the input without the gone records, references to dropped ones removed;
+        a view of the mapped table when nothing was (a copy would change nothing)."""
         query = _Query()
         rewritten = self._rewritten_references(entity, query)
         select = ", ".join(f"{rewritten.get(column, 'm.' + ident(column))} AS {ident(column)}"
                            for column in staging_columns(entity))
         without = (f" ANTI JOIN {_gone(entity)} AS gone ON gone.sis_id IS NOT DISTINCT FROM m.sis_id"
                    if self.dropped[entity] else "")
-        self.con.execute(f"""CREATE OR REPLACE TABLE {self._output(entity)} AS
-                             SELECT {select} FROM {query.relation(self.inputs[entity])}{without}""", query.params)
+        unchanged = not (without or rewritten) and self.inputs[entity] == stage_table("mapped", self.source.name, entity)
+        may_lose_contacts = entity == "contacts" and "student_contacts" in self.inputs
+        replace_relation(self.con, self._output(entity), f"SELECT {select} FROM {query.relation(self.inputs[entity])}{without}",
+                         query.params, view=unchanged and not may_lose_contacts)
 
     def drop_contacts_without_students(self, counts: EntityCounts) -> None:
         """Drop the contacts that no kept student-contact link names: contacts belong to their students."""

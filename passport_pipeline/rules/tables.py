@@ -27,7 +27,25 @@ def staging_columns(entity: str) -> dict[str, str]:
 
 
 def existing_tables(con) -> set[str]:
-    """The quoted names of the warehouse's tables (not temporary ones), to tell which inputs exist."""
-    rows = con.execute("SELECT schema_name, table_name FROM duckdb_tables()"
-                       " WHERE database_name = current_database() AND NOT temporary")
+    """The quoted names of the warehouse's tables and views (not temporary ones), to tell which
+    inputs exist."""
+    rows = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        " AND NOT temporary UNION ALL SELECT schema_name, view_name FROM duckdb_views()"
+        " WHERE database_name = current_database() AND NOT temporary AND NOT internal")
     return {ident(schema, name) for schema, name in rows.fetchall()}
+
+
+def replace_relation(con, name: str, select: str, params: dict | None = None, *, view: bool = False) -> None:
+    """Make ``name`` (quoted, schema-qualified) hold ``select``: a table, or a view when ``view``
+    (a stage that changes nothing shows its input instead of copying it)."""
+    schema, table = (part.strip('"').replace('""', '"') for part in name.split('"."'))
+    (kind,) = con.execute(
+        "SELECT coalesce(any_value(kind), '') FROM (SELECT 'TABLE' AS kind FROM duckdb_tables()"
+        " WHERE schema_name = $schema AND table_name = $table AND NOT temporary UNION ALL"
+        " SELECT 'VIEW' FROM duckdb_views() WHERE schema_name = $schema AND view_name = $table AND NOT temporary)",
+        {"schema": schema, "table": table}).fetchone()
+    wanted = "VIEW" if view else "TABLE"
+    if kind and kind != wanted:
+        con.execute(f"DROP {kind} {name}")
+    con.execute(f"CREATE OR REPLACE {wanted} {name} AS {select}", params or {})

@@ -27,7 +27,7 @@ class Warehouse:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(self.path), config={"memory_limit": MEMORY_LIMIT})
+        self._con = duckdb.connect(str(self.path), config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
         self._lock = threading.Lock()
         with self.writing() as con:
             for schema in SCHEMAS:

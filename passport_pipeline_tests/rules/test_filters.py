@@ -141,8 +141,24 @@ def test_only_the_sources_entities_get_a_table(warehouse, tmp_path):
     report = run(warehouse, tmp_path, entities=["students", "schools"])
     assert list(report.entities) == ["schools", "students"]
     tables = warehouse.reading().execute(
-        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%filtered' ORDER BY 1").fetchall()
+        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%filtered' UNION ALL"
+        " SELECT view_name FROM duckdb_views() WHERE view_name LIKE '%filtered' ORDER BY 1").fetchall()
     assert tables == [("sis__schools__filtered",), ("sis__students__filtered",)]
+
+
+def test_an_entity_the_stage_leaves_as_it_is_is_a_view_of_its_mapped_table(warehouse, tmp_path):
+    def kind(entity):
+        (found,) = warehouse.reading().execute(
+            "SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [f"sis__{entity}__filtered"]).fetchone()
+        return "view" if found else "table"
+
+    run(warehouse, tmp_path)
+    assert (kind("terms"), kind("staff")) == ("view", "view")
+    run(warehouse, tmp_path, advanced={"staff_scope": "active_teachers_only"})
+    assert (kind("terms"), kind("staff")) == ("view", "table"), "a view and a table swap places"
+    assert kept(warehouse, "staff") == ["p1"]
+    run(warehouse, tmp_path)
+    assert kind("staff") == "view" and kept(warehouse, "staff") == ["p1", "p2"]
 
 
 def test_all_active_staff_keeps_every_staff_member(warehouse, tmp_path):
