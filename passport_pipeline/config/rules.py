@@ -5,7 +5,7 @@ Three sections beside ``advanced`` in each source, each keyed by entity:
 - ``attributes``: attribute mapping. A Passport attribute is fed by an :class:`Expression`: a
   source attribute (a canonical column, ``payload.<path>`` or ``metadata.<path>``), a constant
   (``{value: ...}``), or an operation on expressions (``trim``, ``lower``, ``upper``,
-  ``concat``, ``coalesce``, ``regex_replace``, ``default``, ``date``).
+  ``concat``, ``coalesce``, ``regex_replace``, ``default``, ``date``, ``translate``).
 - ``filters``: :class:`EntityFilter`, include-only rules (a record is kept if any rule matches;
   a rule is an AND of :class:`Condition`), and whether the decision carries to linked records.
 - ``requirements``: per attribute ``include`` | ``report_if_missing`` | ``skip_if_missing`` |
@@ -33,7 +33,7 @@ from passport_pipeline.entities import ENTITIES, TEXT_LIST, links
 PAYLOAD_PREFIXES = ("payload.", "metadata.")
 """Source attributes outside the canonical columns: a path into the raw payload, or its metadata."""
 
-OPERATIONS = ("value", "trim", "lower", "upper", "concat", "coalesce", "regex_replace", "default", "date")
+OPERATIONS = ("value", "trim", "lower", "upper", "concat", "coalesce", "regex_replace", "default", "date", "translate")
 
 
 def _attribute_shorthand(value: Any) -> Any:
@@ -86,12 +86,21 @@ class DateParse(Settings):
         return formats
 
 
+class Translate(Settings):
+    """``translate: {of: sex, values: {M: male, F: female}}``: source codes to Passport values;
+    a value not listed is kept as it is (so the format check can report it)."""
+
+    of: Expr
+    values: dict[str, str] = Field(min_length=1)
+
+
 class Expression(Settings):
     """One way to compute a Passport attribute: exactly one of the keys below.
 
     ``attribute`` names a source attribute; ``value`` is a constant; the others operate on
     expressions: ``trim``/``lower``/``upper`` (one), ``concat``/``coalesce`` (a list; coalesce
-    takes the first non-empty), ``regex_replace``, ``default`` and ``date`` (sections above).
+    takes the first non-empty), ``regex_replace``, ``default``, ``date`` and ``translate``
+    (sections above).
     """
 
     attribute: Optional[str] = None
@@ -104,6 +113,7 @@ class Expression(Settings):
     regex_replace: Optional[RegexReplace] = None
     default: Optional[Default] = None
     date: Optional[DateParse] = None
+    translate: Optional[Translate] = None
 
     def _rule_problems(self):
         given = [name for name in ("attribute", *OPERATIONS) if getattr(self, name) is not None]
@@ -125,7 +135,7 @@ class Expression(Settings):
             return [((op,), arg)]
         if op in ("concat", "coalesce"):
             return [((op, i), e) for i, e in enumerate(arg)]
-        if op in ("regex_replace", "default", "date"):
+        if op in ("regex_replace", "default", "date", "translate"):
             return [((op, "of"), arg.of)]
         return []
 
@@ -134,6 +144,7 @@ Expr = Annotated[Expression, BeforeValidator(_attribute_shorthand)]
 RegexReplace.model_rebuild()
 Default.model_rebuild()
 DateParse.model_rebuild()
+Translate.model_rebuild()
 Expression.model_rebuild()
 
 

@@ -3,7 +3,8 @@
 :func:`to_sql` turns an :class:`Expression` into a DuckDB expression over a raw table's columns;
 every value from the config (constants, paths, patterns, formats) becomes a named parameter in
 ``params``, never text in the SQL. :func:`effective_mapping` is the mapping in effect for an
-entity: the sensible default for every attribute, overridden by what the source configures.
+entity: the sensible default for every attribute (and its app), overridden by what the source
+configures.
 
 What the operations mean, on text (a source attribute that is missing gives NULL):
 
@@ -12,7 +13,9 @@ What the operations mean, on text (a source attribute that is missing gives NULL
 - ``coalesce`` takes the first part that is not empty (empty: NULL or only spaces);
 - ``regex_replace`` replaces every match of ``pattern``; ``default`` gives ``value`` when empty;
 - ``date`` reads the text with the first matching ``format`` and writes YYYY-MM-DD; text that
-  matches none is kept as it is, so the format check reports it instead of losing it.
+  matches none is kept as it is, so the format check reports it instead of losing it;
+- ``translate`` replaces a code (compared without surrounding blanks) by its value; a code not
+  listed is kept as it is, for the same reason.
 """
 
 from __future__ import annotations
@@ -30,12 +33,35 @@ DEFAULT_MAPPING: dict[str, Expression] = {
     "email": Expression(lower=Expression(trim=Expression(attribute="email"))),
 }
 """Beyond taking each attribute as the source sent it: names trimmed, e-mail trimmed and lower case.
-The same for every app, as the source clients already normalize each app to canonical columns."""
+The source clients already bring each app's records to the canonical columns, values as sent."""
 
 
-def effective_mapping(entity: str, configured: dict[str, Expression] | None = None) -> dict[str, Expression]:
-    """Every mappable attribute of ``entity`` -> the expression that feeds it."""
+def _sms_date(name: str) -> Expression:
+    return Expression.model_validate({"date": {"of": name, "format": ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]}})
+
+
+APP_MAPPING: dict[str, dict[str, dict[str, Expression]]] = {
+    "skyward_sms": {
+        "students": {"birth_date": _sms_date("birth_date")},
+        "demographics": {
+            "birth_date": _sms_date("birth_date"),
+            "sex": Expression.model_validate(
+                {"translate": {"of": "sex", "values": {"M": "male", "F": "female", "X": "other"}}}),
+        },
+        "terms": {"start_date": _sms_date("start_date"), "end_date": _sms_date("end_date")},
+        "enrollments": {"begin_date": _sms_date("begin_date"), "end_date": _sms_date("end_date")},
+    },
+}
+"""What an app sends differently: SMS 2.0's native API writes dates as ``2026-08-24T00:00:00`` and
+sex as a one-letter code."""
+
+
+def effective_mapping(entity: str, configured: dict[str, Expression] | None = None,
+                      app: str = "") -> dict[str, Expression]:
+    """Every mappable attribute of ``entity`` -> the expression that feeds it: the default, the
+    app's own default, then what the source configures."""
     mapping = {name: DEFAULT_MAPPING.get(name, Expression(attribute=name)) for name in mappable(entity)}
+    mapping.update(APP_MAPPING.get(app, {}).get(entity, {}))
     mapping.update(configured or {})
     return mapping
 
@@ -87,6 +113,11 @@ def _text(expression: Expression, entity: str, params: dict) -> str:
         return f"regexp_replace({of}, {_param(params, arg.pattern)}, {_param(params, arg.replacement)}, 'g')"
     if op == "default":
         return f"coalesce({_non_empty(_text(arg.of, entity, params), params)}, CAST({_param(params, arg.value)} AS VARCHAR))"
+    if op == "translate":
+        of = _text(arg.of, entity, params)
+        codes, values = _param(params, list(arg.values)), _param(params, list(arg.values.values()))
+        found = f"list_extract(CAST({values} AS VARCHAR[]), list_position(CAST({codes} AS VARCHAR[]), trim({of}, {_param(params, BLANKS)})))"
+        return f"coalesce({found}, {of})"
     if op == "date":
         of = _text(arg.of, entity, params)
         formats = _param(params, list(arg.format))

@@ -176,7 +176,7 @@ def _decided(source, entity: str, tables: set[str], params: dict, linked: str) -
     Which of the two decides whether a record has no mapped school left: the list when there is one.
     """
     spec = ENTITIES[entity]
-    mapping, attributes = effective_mapping(entity, source.attributes.get(entity)), mappable(entity)
+    mapping, attributes = effective_mapping(entity, source.attributes.get(entity), source.app), mappable(entity)
     payload = ["payload"] if any(uses_payload(e) for e in mapping.values()) else []
     records = newest_records(raw_records(source.name, entity, tables), [*spec.all_columns, *payload])
     ids = {"sis_id", *links(entity), *PARENT_ORGS.get(entity, ())}

@@ -60,7 +60,7 @@ def test_bad_expressions_name_the_key(tmp_path):
     assert found == [
         "attributes.students.given_name: unknown key 'lowr': did you mean 'lower'?",
         "attributes.students.state_id: give exactly one of attribute, value, trim, lower, upper, concat, "
-        "coalesce, regex_replace, default, date (given: trim, lower)",
+        "coalesce, regex_replace, default, date, translate (given: trim, lower)",
         "attributes.students.username.regex_replace.pattern: '[a-' is not a valid regular expression "
         "(Invalid Input Error: missing ]: [a-)",
         "attributes.students.birth_date.date.format: 'ymd' has no % codes: write the layout, e.g. "

@@ -109,3 +109,22 @@ def test_staged_tables_hold_one_prefixed_row_per_id_and_only_known_references(wa
     teachers = {u for (u,) in read.execute(
         f"SELECT user_sis_id FROM {stage_table('staged', 'sky', 'enrollments')} WHERE role = 'teacher'").fetchall()}
     assert {s for (s,) in rows(warehouse, "staff", "sis_id")} <= teachers
+
+
+def test_a_clean_district_read_through_sms_needs_no_configuration(small_district, tmp_path):
+    """SMS 2.0's native API sends dates with a time and sex as a letter: its default mapping
+    makes them Passport's, so a clean district raises no format issue."""
+    from passport_pipeline.config import SmsSource
+
+    with running_simulator(small_district, read_only=True) as sim, Warehouse(tmp_path / "w.duckdb") as warehouse:
+        sms = SmsSource(name="sms", base_url=sim.sms_url, token_url=sim.sms_token_url,
+                        credentials={"client_id_env": "SIM_ID", "client_secret_env": "SIM_SECRET"})
+        assert not extract_source(warehouse, sms, run_id="extract", env=ENV).failed
+        transform_source(warehouse, sms, "run", TODAY)
+        found = warehouse.reading().execute(
+            "SELECT entity, attribute, count(*) FROM sync.issues WHERE run_id = 'run' AND rule = 'format'"
+            " GROUP BY ALL").fetchall()
+        sexes = {s for (s,) in warehouse.reading().execute(
+            f"SELECT DISTINCT sex FROM {stage_table('staged', 'sms', 'demographics')}").fetchall()}
+    assert found == []
+    assert sexes <= {"male", "female", "other"} and sexes

@@ -89,3 +89,17 @@ def test_effective_mapping_defaults_and_overrides():
     override = Expression.model_validate({"attribute": "metadata.mail"})
     assert effective_mapping("students", {"email": override})["email"] is override
     assert uses_payload(override) and not any(uses_payload(e) for e in mapping.values())
+
+
+def test_translate_replaces_listed_codes_and_keeps_the_others(con):
+    spec = {"translate": {"of": {"attribute": "given_name"}, "values": {"Ann": HOSTILE, "": "blank"}}}
+    assert evaluate(con, spec) == [HOSTILE, None, "blank"]
+
+
+def test_each_app_has_its_own_defaults():
+    sms = effective_mapping("demographics", app="skyward_sms")
+    assert sms["sex"].translate.values == {"M": "male", "F": "female", "X": "other"}
+    assert sms["birth_date"].date.format == ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]
+    assert effective_mapping("demographics", app="skyward_oneroster")["sex"].attribute == "sex"
+    override = Expression.model_validate({"attribute": "sex"})
+    assert effective_mapping("demographics", {"sex": override}, app="skyward_sms")["sex"] is override
