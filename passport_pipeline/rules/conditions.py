@@ -9,7 +9,8 @@ What a condition means:
 
 - text comparisons (``equals``, ``not_equals``, ``contains``, ``does_not_contain``, ``in_list``)
   ignore case and surrounding blanks on both sides; ``contains`` takes ``%`` and ``_`` literally;
-- ``is_empty``: NULL, blank text, or a list with no element; ``is_not_empty`` the opposite;
+- ``is_empty``: NULL, blank text, or a list with no non-blank element (as data requirements
+  see a missing value); ``is_not_empty`` the opposite;
 - ``before``/``after`` a date, ``is_past``/``is_future`` relative to the day of the sync: the
   attribute is read as an ISO date or timestamp; a value that is no date satisfies none of them;
 - on a list attribute a condition holds when any element satisfies it, except ``not_equals`` and
@@ -50,7 +51,9 @@ def condition_sql(condition: Condition, entity: str, params: dict, today: dt.dat
     is_list = ENTITIES[entity].all_columns[condition.attribute] == TEXT_LIST
     operator = NEGATIONS.get(condition.operator, condition.operator)
     if operator == "is_empty":
-        empty = f"len({column}) = 0" if is_list else f"trim({column}, {_param(params, BLANKS)}) = ''"
+        blanks = _param(params, BLANKS)
+        empty = (f"len(list_filter({column}, lambda element: trim(element, {blanks}) <> '')) = 0" if is_list
+                 else f"trim({column}, {blanks}) = ''")
         holds = f"({column} IS NULL OR {empty})"
     else:
         test = _value_test(operator, condition.value, params, today)

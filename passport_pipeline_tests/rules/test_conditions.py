@@ -82,9 +82,9 @@ def test_is_empty_text_means_null_or_only_blanks(con):
     assert holds(con, "family_name", "is_not_empty") == ["1", "2", "5", "6", "7"]
 
 
-def test_is_empty_list_means_null_or_no_element(con):
-    assert holds(con, "grades", "is_empty") == ["3", "4"]
-    assert holds(con, "grades", "is_not_empty") == ["1", "2", "5", "6", "7", "8"]
+def test_is_empty_list_means_null_or_no_element_with_a_value(con):
+    assert holds(con, "grades", "is_empty") == ["3", "4", "6"], "['  '] holds no value, as data requirements see it"
+    assert holds(con, "grades", "is_not_empty") == ["1", "2", "5", "7", "8"]
 
 
 def test_list_text_comparisons_hold_when_any_element_does(con):
