@@ -26,7 +26,7 @@ from collections.abc import Callable
 from passport_pipeline.config.rules import Condition, EntityFilter, FilterRule
 from passport_pipeline.entities import ENTITIES, TEXT_LIST
 from passport_pipeline.rules.expressions import BLANKS
-from passport_pipeline.warehouse.sql import ident
+from passport_pipeline.warehouse.sql import ident, param
 
 NEGATIONS = {"not_equals": "equals", "does_not_contain": "contains", "is_not_empty": "is_empty"}
 """Operators that hold exactly when another one does not."""
@@ -51,7 +51,7 @@ def condition_sql(condition: Condition, entity: str, params: dict, today: dt.dat
     is_list = ENTITIES[entity].all_columns[condition.attribute] == TEXT_LIST
     operator = NEGATIONS.get(condition.operator, condition.operator)
     if operator == "is_empty":
-        blanks = _param(params, BLANKS)
+        blanks = param(params, BLANKS)
         empty = (f"len(list_filter({column}, lambda element: trim(element, {blanks}) <> '')) = 0" if is_list
                  else f"trim({column}, {blanks}) = ''")
         holds = f"({column} IS NULL OR {empty})"
@@ -66,27 +66,21 @@ def condition_sql(condition: Condition, entity: str, params: dict, today: dt.dat
 
 def _value_test(operator: str, value, params: dict, today: dt.date) -> Callable[[str], str]:
     """How ``operator`` tests one text value (NULL when it cannot tell), given the SQL of that value."""
-    blanks = _param(params, BLANKS)
+    blanks = param(params, BLANKS)
 
     def text(sql: str) -> str:
         return f"lower(trim({sql}, {blanks}))"
 
     if operator == "equals":
-        wanted = text(_param(params, value))
+        wanted = text(param(params, value))
         return lambda sql: f"{text(sql)} = {wanted}"
     if operator == "contains":
-        wanted = text(_param(params, value))
+        wanted = text(param(params, value))
         return lambda sql: f"contains({text(sql)}, {wanted})"
     if operator == "in_list":
-        wanted = f"list_transform({_param(params, list(value))}, lambda wanted: {text('wanted')})"
+        wanted = f"list_transform({param(params, list(value))}, lambda wanted: {text('wanted')})"
         return lambda sql: f"list_contains({wanted}, {text(sql)})"
     day = today if operator in ("is_past", "is_future") else dt.date.fromisoformat(value.strip())
     comparison = "<" if operator in ("before", "is_past") else ">"
-    reference = _param(params, day)
+    reference = param(params, day)
     return lambda sql: f"try_cast(trim({sql}, {blanks}) AS DATE) {comparison} {reference}"
-
-
-def _param(params: dict, value) -> str:
-    name = f"filter{len(params)}"
-    params[name] = value
-    return f"${name}"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from passport_pipeline.config.rules import Expression, expression_kind, mappable
 from passport_pipeline.entities import TEXT_LIST
-from passport_pipeline.warehouse.sql import ident
+from passport_pipeline.warehouse.sql import ident, param
 
 BLANKS = " \t\r\n\u00a0"
 """What ``trim`` removes, and what an otherwise empty value may hold."""
@@ -74,7 +74,7 @@ def to_sql(expression: Expression, entity: str, params: dict, target_kind: str =
     """
     if target_kind == TEXT_LIST:
         if expression.operation == "attribute" and expression.attribute.startswith(("payload.", "metadata.")):
-            path = _param(params, _pointer(expression.attribute))
+            path = param(params, _pointer(expression.attribute))
             kind = f"coalesce(json_type(payload, {path}), 'NULL')"
             return (f"CASE {kind} WHEN 'ARRAY' THEN CAST(json_extract(payload, {path}) AS VARCHAR[])"
                     f" WHEN 'NULL' THEN NULL ELSE [json_extract_string(payload, {path})] END")
@@ -96,13 +96,13 @@ def _text(expression: Expression, entity: str, params: dict) -> str:
     op, arg = expression.operation, getattr(expression, expression.operation)
     if op == "attribute":
         if arg.startswith(("payload.", "metadata.")):
-            return f"json_extract_string(payload, {_param(params, _pointer(arg))})"
+            return f"json_extract_string(payload, {param(params, _pointer(arg))})"
         return ident(arg)
     if op == "value":
-        return f"CAST({_param(params, arg)} AS VARCHAR)"
+        return f"CAST({param(params, arg)} AS VARCHAR)"
     if op in ("trim", "lower", "upper"):
         inner = _text(arg, entity, params)
-        return f"trim({inner}, {_param(params, BLANKS)})" if op == "trim" else f"{op}({inner})"
+        return f"trim({inner}, {param(params, BLANKS)})" if op == "trim" else f"{op}({inner})"
     if op == "concat":
         parts = ", ".join(_text(part, entity, params) for part in arg)
         return f"nullif(concat({parts}), '')"
@@ -110,31 +110,26 @@ def _text(expression: Expression, entity: str, params: dict) -> str:
         return "coalesce(" + ", ".join(_non_empty(_text(part, entity, params), params) for part in arg) + ")"
     if op == "regex_replace":
         of = _text(arg.of, entity, params)
-        return f"regexp_replace({of}, {_param(params, arg.pattern)}, {_param(params, arg.replacement)}, 'g')"
+        return f"regexp_replace({of}, {param(params, arg.pattern)}, {param(params, arg.replacement)}, 'g')"
     if op == "default":
-        return f"coalesce({_non_empty(_text(arg.of, entity, params), params)}, CAST({_param(params, arg.value)} AS VARCHAR))"
+        return f"coalesce({_non_empty(_text(arg.of, entity, params), params)}, CAST({param(params, arg.value)} AS VARCHAR))"
     if op == "translate":
         of = _text(arg.of, entity, params)
-        codes, values = _param(params, list(arg.values)), _param(params, list(arg.values.values()))
-        found = f"list_extract(CAST({values} AS VARCHAR[]), list_position(CAST({codes} AS VARCHAR[]), trim({of}, {_param(params, BLANKS)})))"
+        codes, values = param(params, list(arg.values)), param(params, list(arg.values.values()))
+        found = f"list_extract(CAST({values} AS VARCHAR[]), list_position(CAST({codes} AS VARCHAR[]), trim({of}, {param(params, BLANKS)})))"
         return f"coalesce({found}, {of})"
     if op == "date":
         of = _text(arg.of, entity, params)
-        formats = _param(params, list(arg.format))
-        blanks = _param(params, BLANKS)
+        formats = param(params, list(arg.format))
+        blanks = param(params, BLANKS)
         return (f"coalesce(strftime(CAST(try_strptime(trim({of}, {blanks}), CAST({formats} AS VARCHAR[])) AS DATE),"
                 f" '%Y-%m-%d'), {of})")
     raise ValueError(f"unknown operation {op!r}")  # unreachable: the config allows only the above
 
 
 def _non_empty(sql: str, params: dict) -> str:
-    return f"CASE WHEN trim({sql}, {_param(params, BLANKS)}) = '' THEN NULL ELSE {sql} END"
+    return f"CASE WHEN trim({sql}, {param(params, BLANKS)}) = '' THEN NULL ELSE {sql} END"
 
-
-def _param(params: dict, value) -> str:
-    name = f"m{len(params)}"
-    params[name] = value
-    return f"${name}"
 
 
 def _pointer(attribute: str) -> str:

@@ -42,7 +42,7 @@ from passport_pipeline.rules.expressions import BLANKS
 from passport_pipeline.rules.report import EntityCounts, StageReport
 from passport_pipeline.rules.tables import existing_tables, replace_relation, stage_table, staging_columns
 from passport_pipeline.warehouse.connection import Warehouse
-from passport_pipeline.warehouse.sql import ident
+from passport_pipeline.warehouse.sql import ident, param
 
 STAFF_SCOPE = "staff scope"
 EMERGENCY_CONTACTS_OFF = "emergency contacts off"
@@ -112,9 +112,7 @@ class _Query:
         self._lists: dict[str, str] = {}
 
     def param(self, value) -> str:
-        name = f"stage{len(self.params)}"
-        self.params[name] = value
-        return f"${name}"
+        return param(self.params, value)
 
     def id_list(self, ids: str) -> str:
         name = f"ids{len(self._lists)}"

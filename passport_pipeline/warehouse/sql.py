@@ -1,6 +1,15 @@
-"""The one SQL-quoting helper: identifiers are quoted here; values always travel as parameters."""
+"""The one SQL-quoting helper, and the one way values join a query: as named parameters."""
 
 
 def ident(*parts: str) -> str:
     """Quote a (possibly qualified) identifier: ``ident("raw", 'a"b')`` -> ``"raw"."a""b"``."""
     return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+
+def param(params: dict, value) -> str:
+    """Add ``value`` to the named parameters ``params`` under a fresh name; return its ``$name``."""
+    name = f"p{len(params)}"
+    while name in params:
+        name += "_"
+    params[name] = value
+    return f"${name}"
