@@ -131,7 +131,6 @@ def _non_empty(sql: str, params: dict) -> str:
     return f"CASE WHEN trim({sql}, {param(params, BLANKS)}) = '' THEN NULL ELSE {sql} END"
 
 
-
 def _pointer(attribute: str) -> str:
     """``payload.a.b`` / ``metadata.x`` as a JSON pointer (``/a/b``, ``/metadata/x``), any key safe."""
     head, path = attribute.split(".", 1)
