@@ -153,7 +153,7 @@ def _metadata(warehouse: Warehouse, table: str, counts: EntityCounts) -> dict:
     return {
         "dagster/row_count": counts.rows_out,
         "rows in": counts.rows_in,
-        "rows dropped": counts.rows_in - counts.rows_out if counts.rows_in >= counts.rows_out else 0,
+        "rows dropped": max(0, counts.rows_in - counts.rows_out),
         "dropped because": dg.MetadataValue.md(_bullets(counts.dropped)),
         "issues": dg.MetadataValue.md(_bullets(counts.issues)),
         "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "(no rows)"),
