@@ -46,7 +46,15 @@ from passport_pipeline.warehouse.landing import PageLanding
 from passport_pipeline.warehouse.normalize_sql import SqlMapping
 from passport_pipeline.warehouse.normalize_sql_oneroster import ONEROSTER_SQL
 from passport_pipeline.warehouse.normalize_sql_sms import SMS_SQL
-from passport_pipeline.warehouse.raw import WHOLE_SOURCE, Extraction, advance_watermark, raw_table, watermark
+from passport_pipeline.warehouse.raw import (
+    WHOLE_SOURCE,
+    Ended,
+    Extraction,
+    advance_watermark,
+    finish_extractions,
+    raw_table,
+    watermark,
+)
 
 
 @dataclass(frozen=True)
@@ -131,13 +139,16 @@ def extract_source(
                               {e: EntityOutcome() for e in wanted})
     started = time.perf_counter()
     client = open_client(source, env)
+    run = _Run(warehouse, source, client, result, wanted, delta, log)
     try:
-        run = _Run(warehouse, source, client, result, wanted, delta, log)
         plan = reads_for(source, wanted)
         run.whole_source([r for r in plan if not (r.per_school and not delta)])
         for read in plan:
             if read.per_school and not delta:
                 run.per_school(read)
+    except BaseException:
+        run.abandon()
+        raise
     finally:
         if not isinstance(client, CsvBundle):
             client.close()
@@ -164,7 +175,7 @@ class _Run:
         """Every whole-source read, side by side; events keyed by read name."""
         by_name = {read.name: read for read in reads}
         for read in reads:
-            self._open(read, WHOLE_SOURCE)
+            self._open(read, [WHOLE_SOURCE])
         if isinstance(self.client, CsvBundle):
             events = (event for read in reads for event in _csv_events(self.client, read.name))
         else:
@@ -179,15 +190,14 @@ class _Run:
     def per_school(self, read: Read) -> None:
         """One read per school (nested endpoints, or one read split by school locally)."""
         schools = self._school_ids()
-        for school in schools:
-            self._open(read, school)
+        self._open(read, schools)
         self.log(f"{self.source.name}: reading {read.name} for {len(schools)} schools")
         events = self.client.by_school(read.name, schools)
         with closing(events):
             for event in events:
                 scope = WHOLE_SOURCE if event.key is None else event.key
                 if (read.lands[0], scope) not in self.extractions:
-                    self._open(read, scope)
+                    self._open(read, [scope])
                 self._consume(read, scope, event)
         self._settle()
 
@@ -206,14 +216,15 @@ class _Run:
             return None
         return min(marks, key=lambda mark: datetime.fromisoformat(mark.replace("Z", "+00:00")))
 
-    def _open(self, read: Read, scope: str) -> None:
+    def _open(self, read: Read, scopes: list[str]) -> None:
         for entity in self._landed(read):
-            key = (entity, scope)
-            if key not in self.extractions:
-                self.extractions[key] = Extraction(
-                    self.warehouse, run_id=self.result.run_id, source=self.source.name,
-                    entity=entity, scope=scope, mode=self.result.mode)
-            self.owing[key].add(read.name)
+            new = [scope for scope in scopes if (entity, scope) not in self.extractions]
+            if new:
+                started = Extraction.start(self.warehouse, run_id=self.result.run_id, source=self.source.name,
+                                           entity=entity, scopes=new, mode=self.result.mode)
+                self.extractions.update({(entity, scope): pull for scope, pull in started.items()})
+            for scope in scopes:
+                self.owing[(entity, scope)].add(read.name)
 
     def _landed(self, read: Read) -> list[str]:
         return [entity for entity in read.lands if entity in self.wanted]
@@ -230,18 +241,25 @@ class _Run:
         self.ended.append((read, scope, event))
 
     def _settle(self) -> None:
-        """Land what the reads' landings still buffer, then account for the pulls that ended.
+        """Commit what the reads landed, then account for the pulls that ended.
 
         Ends are settled after the reads, not as each pull ends, so that the pages of many small
-        scopes (schools) land together."""
+        scopes (schools) land together, and a read's rows are committed before any pull of it
+        completes (or fails and drops its rows)."""
         for landing in self.landings.values():
-            landing.flush()
+            landing.commit()
         ended, self.ended = self.ended, []
-        for read, scope, event in ended:
-            self._end(read, scope, event)
+        self._finish([done for read, scope, event in ended for done in self._end(read, scope, event)])
 
-    def _end(self, read: Read, scope: str, event: PullEvent) -> None:
+    def abandon(self) -> None:
+        """A bug broke off the run: drop what the reads landed and did not commit."""
+        for landing in self.landings.values():
+            landing.rollback()
+
+    def _end(self, read: Read, scope: str, event: PullEvent) -> list[tuple[tuple[str, str], dict]]:
+        """Account for a pull that ended: the keys ``(entity, scope)`` it leaves owing nothing, with its stats."""
         stats = _stats(event.stats)
+        done = []
         for entity in self._landed(read):
             key = (entity, scope)
             self.owing[key].discard(read.name)
@@ -250,7 +268,8 @@ class _Run:
             outcome = self.result.entities[entity]
             outcome.warnings += stats.get("warnings", [])
             if not self.owing[key]:
-                self._finish(key, stats)
+                done.append((key, stats))
+        return done
 
     def _write_normalized(self, read: Read, scope: str, batch: Normalized) -> None:
         for entity in self._landed(read):
@@ -268,17 +287,19 @@ class _Run:
     def _quarantine_entity(self, read: Read) -> str:
         return read.lands[0] if read.lands[0] in self.wanted else self._landed(read)[0]
 
-    def _finish(self, key: tuple[str, str], stats: dict) -> None:
-        extraction, outcome = self.extractions[key], self.result.entities[key[0]]
-        if key in self.errors:
-            extraction.fail(self.errors[key], stats)
-            outcome.failed[key[1]] = self.errors[key]
-            self.log(f"{self.source.name}: {key[0]} for scope {key[1]} FAILED: {self.errors[key]}")
-        else:
-            extraction.complete(stats)
-            outcome.complete.append(key[1])
-            outcome.rows += extraction.rows
-        outcome.quarantined += extraction.quarantined
+    def _finish(self, done: list[tuple[tuple[str, str], dict]]) -> None:
+        """Complete or fail the pulls that owe nothing more, all at once."""
+        finish_extractions(self.warehouse, [Ended(self.extractions[key], self.errors.get(key), stats)
+                                            for key, stats in done])
+        for key, _ in done:
+            extraction, outcome = self.extractions[key], self.result.entities[key[0]]
+            if key in self.errors:
+                outcome.failed[key[1]] = self.errors[key]
+                self.log(f"{self.source.name}: {key[0]} for scope {key[1]} FAILED: {self.errors[key]}")
+            else:
+                outcome.complete.append(key[1])
+                outcome.rows += extraction.rows
+            outcome.quarantined += extraction.quarantined
 
     def _school_ids(self) -> list[str]:
         mapping = self.source.advanced.schools_mapping

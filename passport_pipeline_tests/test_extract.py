@@ -10,6 +10,7 @@ from passport_pipeline.simulator import store
 from passport_pipeline.simulator.csv_bundle import export_bundle
 from passport_pipeline.simulator.server import running_simulator
 from passport_pipeline.warehouse.connection import Warehouse
+from passport_pipeline.warehouse.landing import PageLanding
 from passport_pipeline.warehouse.raw import raw_table
 
 ENV = {"SIM_ID": "passport-demo", "SIM_SECRET": "passport-demo-secret"}
@@ -139,3 +140,30 @@ def test_delta_lands_only_what_changed_and_moves_the_watermark(district_copy, wa
     # full picture + delta = the district as it is today
     assert read.execute(f"SELECT count(DISTINCT sis_id) FROM {raw_table('sky', 'enrollments')}").fetchone()[0] \
         == day["enrollments"]
+
+
+def test_a_bug_mid_read_rolls_back_what_the_read_landed(small_district, warehouse, monkeypatch):
+    monkeypatch.setattr("passport_pipeline.warehouse.landing.BATCH_ROWS", 1)  # every page lands at once
+    pages = 0
+    add = PageLanding.add
+
+    def add_then_break(self, records, scope):
+        nonlocal pages
+        pages += 1
+        if pages == 3:
+            raise RuntimeError("a bug")
+        add(self, records, scope)
+
+    monkeypatch.setattr(PageLanding, "add", add_then_break)
+    read = warehouse.reading()
+    connections = read.execute("SELECT * FROM duckdb_connection_count()").fetchone()[0]
+    with running_simulator(small_district, read_only=True) as sim:
+        with pytest.raises(RuntimeError, match="a bug") as broken:  # its traceback keeps the run alive
+            extract_source(warehouse, oneroster(sim), run_id="r1", env=ENV)
+        monkeypatch.setattr(PageLanding, "add", add)
+        assert broken.traceback and read.execute("SELECT * FROM duckdb_connection_count()").fetchone()[0] == connections
+        tables = read.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw'").fetchall()
+        assert tables and all(read.execute(f'SELECT count(*) FROM raw."{t}"').fetchone()[0] == 0 for (t,) in tables)
+        result = extract_source(warehouse, oneroster(sim), run_id="r2", env=ENV)
+    assert not result.failed
+    assert landed(warehouse) == expected(small_district)

@@ -126,11 +126,20 @@ class RecentKeys:
 
     def fresh(self, records: Iterable[object], key: Callable[[object], object]) -> tuple[list, int]:
         """``(records not seen recently, how many were dropped)``; keyless records always pass."""
+        records = list(records)
+        keys = [key(record) for record in records]
+        try:
+            unique = set(keys)
+        except TypeError:  # a key sent as a JSON list or object: that record passes as keyless
+            keys = [k if _hashable(k) else None for k in keys]
+            unique = set(keys)
+        if len(unique) == len(keys) and None not in unique and all(unique.isdisjoint(page) for page in self._pages):
+            self._pages.append(unique)
+            return records, 0  # the usual page: every key new, checked set by set
         current: set = set()
         kept: list = []
         dropped = 0
-        for record in records:
-            k = key(record)
+        for record, k in zip(records, keys):
             if k is not None:
                 if k in current or any(k in page for page in self._pages):
                     dropped += 1
@@ -139,6 +148,14 @@ class RecentKeys:
             kept.append(record)
         self._pages.append(current)
         return kept, dropped
+
+
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def links(headers: Mapping[str, str]) -> dict[str, str] | None:

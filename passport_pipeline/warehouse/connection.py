@@ -44,6 +44,10 @@ class Warehouse:
             finally:
                 cursor.close()
 
+    def transaction(self) -> Transaction:
+        """A write transaction that stays open across many short writes (see :class:`Transaction`)."""
+        return Transaction(self)
+
     def reading(self) -> duckdb.DuckDBPyConnection:
         """A cursor for reads (DuckDB cursors of one connection may read concurrently)."""
         return self._con.cursor()
@@ -56,3 +60,44 @@ class Warehouse:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Transaction:
+    """One write transaction kept open across many short writes, such as the batches of a read.
+
+    Rows appended in one large transaction go to the database file once: DuckDB writes each full
+    row group of a transaction straight to its blocks, where every small commit would write its
+    rows to the WAL and then again at the next checkpoint. Each :meth:`writing` takes the
+    warehouse's write lock for one write, so other threads' writes go on in between; they see
+    what the transaction wrote only once it is committed. It begins on its first write.
+    """
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self._warehouse = warehouse
+        self._cursor: duckdb.DuckDBPyConnection | None = None
+
+    @contextmanager
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The transaction's cursor for one write; one thread at a time."""
+        with self._warehouse._lock:
+            if self._cursor is None:
+                self._cursor = self._warehouse._con.cursor()
+                self._cursor.execute("BEGIN")
+            yield self._cursor
+
+    def commit(self) -> None:
+        """Make every write visible at once (nothing to do before the first write)."""
+        self._end("COMMIT")
+
+    def rollback(self) -> None:
+        """Drop every write (nothing to do before the first write or after the end)."""
+        self._end("ROLLBACK")
+
+    def _end(self, statement: str) -> None:
+        with self._warehouse._lock:
+            cursor, self._cursor = self._cursor, None
+            if cursor is not None:
+                try:
+                    cursor.execute(statement)
+                finally:
+                    cursor.close()

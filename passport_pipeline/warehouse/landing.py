@@ -5,12 +5,15 @@ record in Python, then handing DuckDB Python objects, cost several times the dec
 held the GIL against the threads fetching the next pages. Instead a :class:`PageLanding` keeps
 each page as JSON text — the response body as sent when the page is all of it
 (:class:`~passport_pipeline.sources.paging.SentPage`), else the records encoded again in one
-call — and, every :data:`~.raw.BATCH_ROWS` rows or when the read ends, one transaction lands
-every buffered page: DuckDB parses the pages into a temporary table of records (their JSON,
-the fields the read's :class:`~.normalize_sql.SqlMapping` needs, the derived values its rows
-use, and the quarantine reason), then inserts each entity's canonical rows and the quarantined
-records from it, through the entities' :class:`~.raw.Extraction`\\ s. Page texts travel as a
-parameter, never inside SQL.
+call — and, every :data:`~.raw.BATCH_ROWS` rows, lands every buffered page: DuckDB parses the
+pages into a temporary table of records (their JSON, the fields the read's
+:class:`~.normalize_sql.SqlMapping` needs, the derived values its rows use, and the quarantine
+reason), then inserts each entity's canonical rows and the quarantined records from it, through
+the entities' :class:`~.raw.Extraction`\\ s. Page texts travel as a parameter, never inside SQL.
+
+Every batch of a read lands in one :class:`~.connection.Transaction`, committed when the read
+ends: its rows then reach the database file once, not through the WAL and again at each
+checkpoint (that had cost as much as parsing them), and a read cut short by a crash leaves none.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class PageLanding:
     scope's rows go to (there must be one for every entity and scope whose pages are added),
     and broken records are quarantined by the extraction of entity ``quarantine``. Pages of
     several scopes (schools read side by side) share a batch, so a district of small schools
-    costs few statements.
+    costs few statements. The batches are visible to other cursors once :meth:`commit` ran.
     """
 
     def __init__(self, warehouse: Warehouse, mapping: SqlMapping, entities: list[str], quarantine: str,
@@ -54,6 +57,7 @@ class PageLanding:
         self._stage = stage_sql(mapping)
         self._selects = {entity: rows_sql(entity, mapping.rows[entity]) for entity in self.entities}
         self._pages: list[_Page] = []
+        self._transaction = warehouse.transaction()
 
     def add(self, records: list, scope: str) -> None:
         """Buffer one page of a scope's records as the source sent them; land the batch when full."""
@@ -66,13 +70,12 @@ class PageLanding:
         self._pages = [page for page in self._pages if page.scope != scope]
 
     def flush(self) -> None:
-        """Land every buffered page: canonical rows and quarantined records, in one transaction."""
+        """Land every buffered page, canonical rows and quarantined records, in the read's transaction."""
         pages, self._pages = self._pages, []
         if not pages:
             return
         scopes = {page.scope for page in pages}
-        with self.warehouse.writing() as con:
-            con.execute("BEGIN")
+        with self._transaction.writing() as con:
             con.execute(self._stage, {"pages": [page.text for page in pages],
                                       "wrapped": [page.wrapped for page in pages],
                                       "scopes": [page.scope for page in pages]})
@@ -81,7 +84,16 @@ class PageLanding:
             quarantine_rows(con, {scope: self.extractions[(self.quarantine, scope)] for scope in scopes},
                             "SELECT scope, reason, record FROM landing WHERE reason IS NOT NULL")
             con.execute("DROP TABLE landing")
-            con.execute("COMMIT")
+
+    def commit(self) -> None:
+        """Land what is buffered and commit the read's batches: its rows become visible at once."""
+        self.flush()
+        self._transaction.commit()
+
+    def rollback(self) -> None:
+        """Drop the buffered pages and the batches not committed yet (a bug broke off the read)."""
+        self._pages = []
+        self._transaction.rollback()
 
 
 def _json_text(records: list) -> tuple[str, bool]:

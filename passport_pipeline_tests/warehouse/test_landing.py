@@ -66,7 +66,7 @@ def land_sql(warehouse, source: str, reads: dict[str, list[list]], normalize, *,
         landing = PageLanding(warehouse, mapping, list(mapping.rows), next(iter(mapping.rows)), extractions)
         for page in pages:
             landing.add(page if as_sent else list(page), WHOLE_SOURCE)
-        landing.flush()
+        landing.commit()
     return _complete({entity: extraction for (entity, _), extraction in extractions.items()})
 
 
@@ -271,14 +271,31 @@ def test_pages_of_several_scopes_share_a_batch_and_land_each_in_its_scope(wareho
     landing.add([{"sourcedId": "1"}, {"sourcedId": "2"}, "broken"], "A")
     landing.add([{"sourcedId": "9"}], "C")
     landing.discard("C")  # C's pull failed before the batch was full
-    assert table(warehouse, "sky", "schools") == []
     landing.add([{"sourcedId": "3"}, {"sourcedId": "4"}], "B")  # 5 rows buffered: the batch lands
+    assert {scope: (e.rows, e.quarantined) for (_, scope), e in extractions.items()} == \
+           {"A": (2, 1), "B": (2, 0), "C": (0, 0)}
+    assert table(warehouse, "sky", "schools") == [] and issues(warehouse, "sky") == []  # not committed yet
+    landing.add([{"sourcedId": "5"}], "C")
+    landing.commit()
     landed = warehouse.reading().execute(
         f"SELECT scope, list(sis_id ORDER BY sis_id) FROM {raw_table('sky', 'schools')} GROUP BY scope ORDER BY scope"
     ).fetchall()
-    assert landed == [("A", ["1", "2"]), ("B", ["3", "4"])]
-    assert {scope: (e.rows, e.quarantined) for (_, scope), e in extractions.items()} == \
-           {"A": (2, 1), "B": (2, 0), "C": (0, 0)}
+    assert landed == [("A", ["1", "2"]), ("B", ["3", "4"]), ("C", ["5"])]
+    assert len(issues(warehouse, "sky")) == 1
+
+
+def test_a_rolled_back_read_leaves_no_rows_or_issues_and_the_next_one_lands(warehouse, monkeypatch):
+    monkeypatch.setattr("passport_pipeline.warehouse.landing.BATCH_ROWS", 2)
+    extractions = {("schools", "*"): Extraction(warehouse, run_id="r", source="sky", entity="schools")}
+    landing = PageLanding(warehouse, ONEROSTER_SQL["orgs"], ["schools"], "schools", extractions)
+    landing.add([{"sourcedId": "1"}, "broken"], "*")  # lands
+    landing.add([{"sourcedId": "2"}], "*")  # buffered
+    landing.rollback()
+    landing.commit()
+    assert table(warehouse, "sky", "schools") == [] and issues(warehouse, "sky") == []
+    landing.add([{"sourcedId": "3"}], "*")
+    landing.commit()
+    assert [row[0] for row in table(warehouse, "sky", "schools")] == ["3"]
 
 
 def test_a_page_whose_text_is_not_utf8_lands_from_its_records(warehouse):

@@ -6,7 +6,14 @@ import pytest
 
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.warehouse.connection import Warehouse
-from passport_pipeline.warehouse.raw import Extraction, advance_watermark, raw_table, watermark
+from passport_pipeline.warehouse.raw import (
+    Ended,
+    Extraction,
+    advance_watermark,
+    finish_extractions,
+    raw_table,
+    watermark,
+)
 
 
 def school(sis_id: str, name: str, modified: str = "2026-10-01T00:00:00Z") -> dict:
@@ -106,3 +113,40 @@ def test_hostile_source_names_and_values_are_quoted(warehouse):
     assert rows(warehouse, source='we"ird') == [
         ("1'; DROP TABLE sync.issues; --", 'Ünïcode "quoted"', "*", "r1")
     ]
+
+
+def test_pulls_of_many_scopes_start_together_and_end_together(warehouse):
+    before = Extraction.start(warehouse, run_id="r1", source="sky", entity="schools", scopes=["A", "B"])
+    before["A"].write_page([school("1", "Old One")])
+    before["B"].write_page([school("2", "Two")])
+    finish_extractions(warehouse, [Ended(before["A"]), Ended(before["B"])])
+
+    hostile = "O'Brien \"Elementary\"; DROP TABLE sync.issues; --"
+    pulls = Extraction.start(warehouse, run_id="r2", source="sky", entity="schools", scopes=["A", "B", hostile, "A"])
+    assert list(pulls) == ["A", "B", hostile]
+    assert warehouse.reading().execute(
+        "SELECT scope FROM sync.extractions WHERE run_id = 'r2' AND status = 'running' ORDER BY scope"
+    ).fetchall() == [("A",), ("B",), (hostile,)]
+    pulls["A"].write_page([school("1", "New One")])
+    pulls["B"].write_page([school("2", "Half")])
+    pulls[hostile].write_page([school("3", "Three")])
+    finish_extractions(warehouse, [Ended(pulls["A"], stats={"pages": 1}), Ended(pulls["B"], "cut off", {"pages": 2}),
+                                   Ended(pulls[hostile])])
+
+    assert rows(warehouse) == [("1", "New One", "A", "r2"), ("2", "Two", "B", "r1"), ("3", "Three", hostile, "r2")]
+    assert warehouse.reading().execute(
+        "SELECT scope, status, rows, error, stats->>'pages' FROM sync.extractions WHERE run_id = 'r2' ORDER BY scope"
+    ).fetchall() == [("A", "complete", 1, None, "1"), ("B", "failed", 0, "cut off", "2"),
+                     (hostile, "complete", 1, None, None)]
+
+
+def test_payloads_are_stored_with_zstd(warehouse):
+    pull = Extraction(warehouse, run_id="r1", source="sky", entity="schools")
+    pull.write_page([school(str(n), f"School {n}") for n in range(3)])
+    pull.complete()
+    with warehouse.writing() as con:
+        con.execute("CHECKPOINT")
+        codecs = dict(con.execute(
+            f"SELECT DISTINCT column_name, compression FROM pragma_storage_info('{raw_table('sky', 'schools')}')"
+            " WHERE segment_type <> 'VALIDITY' AND column_name IN ('payload', 'name')").fetchall())
+    assert codecs["payload"] == "ZSTD" and codecs["name"] != "ZSTD"
