@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.run import BENCH_ROOT, RESULTS, ROOT, SEED, _free_port, _wait_for
+from benchmarks.run import BENCH_ROOT, RESULTS, ROOT, SEED, _free_port, _wait_for, child_result
 
 BASELINE = r"""
 import json, sys, time, requests
@@ -116,9 +116,9 @@ def measure(students: int, root: Path, baseline_runs: int = 2) -> dict:
     work = Path(tempfile.mkdtemp(prefix="passport-extract-bench-"))
     try:
         _wait_for(f"{base}/admin/state", server, timeout=600)
-        first = _child([sys.executable, "-c", BASELINE, base])
-        ours = _child([sys.executable, "-c", OURS, base, str(work / "warehouse.duckdb")])
-        second = _child([sys.executable, "-c", BASELINE, base]) if baseline_runs == 2 else first
+        first = child_result([sys.executable, "-c", BASELINE, base])
+        ours = child_result([sys.executable, "-c", OURS, base, str(work / "warehouse.duckdb")])
+        second = child_result([sys.executable, "-c", BASELINE, base]) if baseline_runs == 2 else first
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -140,14 +140,6 @@ def measure(students: int, root: Path, baseline_runs: int = 2) -> dict:
     row["ratio"] = round(baseline_seconds / ours["seconds"], 2)
     print(f"extraction at {students:,} students: {row}", flush=True)
     return row
-
-
-def _child(command: list[str]) -> dict:
-    """Run a child to completion; its JSON result (with its own peak RSS)."""
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    if done.returncode:
-        raise RuntimeError(f"benchmark child failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def markdown(rows: list[dict]) -> str:

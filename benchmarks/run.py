@@ -179,5 +179,13 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 120) -> None
     raise TimeoutError(f"simulator did not answer {url} within {timeout} s")
 
 
+def child_result(command: list[str]) -> dict:
+    """Run a benchmark child to completion; the JSON it printed last (with its own peak RSS)."""
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        raise RuntimeError(f"benchmark child failed: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.run import BENCH_ROOT, RESULTS, ROOT, SEED, _free_port, _wait_for
+from benchmarks.run import BENCH_ROOT, RESULTS, ROOT, SEED, _free_port, _wait_for, child_result
 
 RULES = {
     "sis_id_prefix": "b-",
@@ -152,7 +152,7 @@ def measure(students: int, root: Path) -> dict:
         for name, script in (("ours", OURS), ("baseline", BASELINE)):
             copy = work / f"{name}.duckdb"
             shutil.copyfile(raw, copy)
-            results[name] = _child([sys.executable, "-c", script, str(copy)])
+            results[name] = child_result([sys.executable, "-c", script, str(copy)])
             print(f"  {name} at {students:,} students: {results[name]['seconds']:.1f} s", flush=True)
             copy.unlink()
     finally:
@@ -174,13 +174,6 @@ def measure(students: int, root: Path) -> dict:
         row["baseline_staged"] = baseline["staged"]
     print(f"transform at {students:,} students: {row}", flush=True)
     return row
-
-
-def _child(command: list[str]) -> dict:
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    if done.returncode:
-        raise RuntimeError(f"benchmark child failed: {done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def markdown(rows: list[dict]) -> str:
