@@ -11,9 +11,11 @@ pages into a temporary table of records (their JSON, the fields the read's
 reason), then inserts each entity's canonical rows and the quarantined records from it, through
 the entities' :class:`~.raw.Extraction`\\ s. Page texts travel as a parameter, never inside SQL.
 
-Every batch of a read lands in one :class:`~.connection.Transaction`, committed when the read
-ends: its rows then reach the database file once, not through the WAL and again at each
-checkpoint (that had cost as much as parsing them), and a read cut short by a crash leaves none.
+The batches of a read share a :class:`~.connection.Transaction`, committed every
+:data:`~.raw.TRANSACTION_ROWS` records and when the read ends: their rows reach the database
+file once, not through the WAL and again at each checkpoint (that had cost as much as parsing
+them). Rows committed before a read ended are as partial as ever: only ``sync.extractions``
+says a pull completed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from passport_pipeline.entities import ENTITIES
 from passport_pipeline.sources.paging import SentPage
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.normalize_sql import Rows, SqlMapping, is_object, literal, structure
-from passport_pipeline.warehouse.raw import BATCH_ROWS, Extraction, land_rows, quarantine_rows
+from passport_pipeline.warehouse.raw import BATCH_ROWS, TRANSACTION_ROWS, Extraction, land_rows, quarantine_rows
 
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
@@ -47,7 +49,7 @@ class PageLanding:
     scope's rows go to (there must be one for every entity and scope whose pages are added),
     and broken records are quarantined by the extraction of entity ``quarantine``. Pages of
     several scopes (schools read side by side) share a batch, so a district of small schools
-    costs few statements. The batches are visible to other cursors once :meth:`commit` ran.
+    costs few statements. Other cursors see the batches once committed (:meth:`commit`).
     """
 
     def __init__(self, warehouse: Warehouse, mapping: SqlMapping, entities: list[str], quarantine: str,
@@ -58,6 +60,7 @@ class PageLanding:
         self._selects = {entity: rows_sql(entity, mapping.rows[entity]) for entity in self.entities}
         self._pages: list[_Page] = []
         self._transaction = warehouse.transaction()
+        self._uncommitted = 0
 
     def add(self, records: list, scope: str) -> None:
         """Buffer one page of a scope's records as the source sent them; land the batch when full."""
@@ -84,16 +87,23 @@ class PageLanding:
             quarantine_rows(con, {scope: self.extractions[(self.quarantine, scope)] for scope in scopes},
                             "SELECT scope, reason, record FROM landing WHERE reason IS NOT NULL")
             con.execute("DROP TABLE landing")
+        self._uncommitted += sum(page.rows for page in pages)
+        if self._uncommitted >= TRANSACTION_ROWS:
+            self._commit()
 
     def commit(self) -> None:
-        """Land what is buffered and commit the read's batches: its rows become visible at once."""
+        """Land what is buffered and commit the read's batches: the read's rows become visible."""
         self.flush()
-        self._transaction.commit()
+        self._commit()
 
     def rollback(self) -> None:
         """Drop the buffered pages and the batches not committed yet (a bug broke off the read)."""
-        self._pages = []
+        self._pages, self._uncommitted = [], 0
         self._transaction.rollback()
+
+    def _commit(self) -> None:
+        self._transaction.commit()
+        self._uncommitted = 0
 
 
 def _json_text(records: list) -> tuple[str, bool]:

@@ -28,6 +28,10 @@ from passport_pipeline.warehouse.sql import ident
 
 WHOLE_SOURCE = "*"
 BATCH_ROWS = 10_000
+TRANSACTION_ROWS = 1_000_000
+"""Records a read lands in one transaction before committing (see :mod:`.landing`): many full row
+groups, which DuckDB writes straight to the database file, yet not so many that the
+transaction's growth slows each insert and holds memory (a whole 8M-row read did both)."""
 LANDING_COLUMNS = {"payload": "JSON", "scope": "VARCHAR", "run_id": "VARCHAR", "extracted_at": "TIMESTAMP"}
 CODECS = {"payload": "zstd"}
 """Columns stored with a general-purpose codec instead of the one DuckDB picks: a record's JSON is

@@ -298,6 +298,19 @@ def test_a_rolled_back_read_leaves_no_rows_or_issues_and_the_next_one_lands(ware
     assert [row[0] for row in table(warehouse, "sky", "schools")] == ["3"]
 
 
+def test_a_long_read_commits_every_transaction_rows(warehouse, monkeypatch):
+    monkeypatch.setattr("passport_pipeline.warehouse.landing.BATCH_ROWS", 2)
+    monkeypatch.setattr("passport_pipeline.warehouse.landing.TRANSACTION_ROWS", 4)
+    extractions = {("schools", "*"): Extraction(warehouse, run_id="r", source="sky", entity="schools")}
+    landing = PageLanding(warehouse, ONEROSTER_SQL["orgs"], ["schools"], "schools", extractions)
+    visible = []
+    for n in range(5):
+        landing.add([{"sourcedId": f"{n}a"}, {"sourcedId": f"{n}b"}], "*")  # a batch of 2 lands
+        visible.append(len(table(warehouse, "sky", "schools")))
+    landing.commit()
+    assert visible == [0, 4, 4, 8, 8] and len(table(warehouse, "sky", "schools")) == 10
+
+
 def test_a_page_whose_text_is_not_utf8_lands_from_its_records(warehouse):
     records = [{"sourcedId": "o1", "name": "Café"}]
     page = SentPage(records, json.dumps({"orgs": records}, ensure_ascii=False).encode("latin-1"), True)
