@@ -41,6 +41,7 @@ from passport_pipeline.sources.connect import open_client
 from passport_pipeline.sources.csv_bundle import CsvBundle
 from passport_pipeline.sources.normalize_oneroster import oneroster_kind
 from passport_pipeline.sources.oneroster import ENTITY_READS
+from passport_pipeline.sources.reads import Read
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.landing import PageLanding
 from passport_pipeline.warehouse.normalize_sql import SqlMapping
@@ -55,15 +56,6 @@ from passport_pipeline.warehouse.raw import (
     raw_table,
     watermark,
 )
-
-
-@dataclass(frozen=True)
-class Read:
-    """One paged read of a source, the entities it lands, and whether it runs per school."""
-
-    name: str
-    lands: tuple[str, ...]
-    per_school: bool = False
 
 
 ONEROSTER_READS = (
