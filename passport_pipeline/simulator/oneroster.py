@@ -2,8 +2,8 @@
 
 The HTTP server authenticates, decodes the URL and injects faults; this module answers from
 the district store: routing of collection, single and nested paths, scopes, restricted
-credentials, ``limit``/``offset``/``sort``/``orderBy``/``fields``/``filter``, paging headers and
-imsx errors. :func:`handle` never raises for bad input: every problem becomes an error reply.
+credentials, ``limit``/``offset``/``sort``/``orderBy``/``fields``/``filter`` (parsed by
+:mod:`.oneroster_filter`), paging headers and imsx errors. :func:`handle` never raises for bad input: every problem becomes an error reply.
 
 Pages are rendered by DuckDB (:mod:`.oneroster_fields` says how), so a page costs a few
 milliseconds. A plain page of a whole table (no filter, default order or ``sort=sourcedId``,
@@ -29,7 +29,6 @@ Choices the spec leaves open:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections.abc import Mapping
@@ -39,7 +38,8 @@ from urllib.parse import quote, urlencode
 
 import duckdb
 
-from passport_pipeline.simulator.oneroster_fields import ENTITIES, Entity, Field
+from passport_pipeline.simulator.oneroster_fields import ENTITIES, Entity
+from passport_pipeline.simulator.oneroster_filter import FilterError, filter_sql
 
 VERSIONS = ("v1p1", "v1p2")
 DEFAULT_LIMIT = 100
@@ -244,7 +244,10 @@ def _page(
     limit = min(_count_param(query, "limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT, request.clamp_limit or MAX_LIMIT)
     offset = _count_param(query, "offset", 0, minimum=0)
     order, store_order = _order(entity, query)
-    conditions, filter_params = _filter(entity, query.get("filter"))
+    try:
+        conditions, filter_params = filter_sql(entity, query.get("filter"))
+    except FilterError as refused:
+        raise _Refusal(400, "invalid_filter_field", str(refused)) from None
     where = _where(step, request) + conditions
     start = max(offset - request.overlap_rows, 0) if offset else 0
     params = {**params, **filter_params, "parent": step.parent_id}
@@ -350,75 +353,6 @@ def _order(entity: Entity, query: Mapping[str, str]) -> tuple[str, bool]:
     if found is None:
         raise _Refusal(400, "invalid_sort_field", f"cannot sort by unknown field {name!r}")
     return f"{found.key} {direction.upper()}, t.seq", False
-
-
-_FIELD_OP = r"([A-Za-z][\w.]*)\s*(!=|>=|<=|=|>|<|~)\s*'"
-_CLAUSE = rf"\s*{_FIELD_OP}(.*?)'"
-_FILTER = re.compile(rf"{_CLAUSE}(?:\s+(AND|OR)\s+{_CLAUSE})?\s*", re.S)
-_JOINED_CLAUSE = re.compile(rf"'\s+\w+\s+{_FIELD_OP}")  # a value hiding "' XOR name='..." or a 3rd clause
-_OPERATORS = {
-    "text": {"=", "!=", ">", ">=", "<", "<=", "~"},
-    "date": {"=", "!=", ">", ">=", "<", "<="},
-    "timestamp": {"=", "!=", ">", ">=", "<", "<="},
-    "boolean": {"=", "!="},
-    "list": {"=", "!=", "~"},
-}
-
-
-def _filter(entity: Entity, text: str | None) -> tuple[list[str], dict[str, object]]:
-    """SQL for ``filter=<field><op>'<value>'[ AND|OR <clause>]``; values become parameters."""
-    if text is None:
-        return [], {}
-    match = _FILTER.fullmatch(text)
-    if match is None:
-        raise _Refusal(400, "invalid_filter_field", f"malformed filter {text!r}: use field<op>'value'")
-    first, joiner, second = match.groups()[0:3], match.group(4), match.groups()[4:7]
-    clauses = [first] if joiner is None else [first, second]
-    if any(_JOINED_CLAUSE.search(value) for _, _, value in clauses):
-        raise _Refusal(
-            400, "invalid_filter_field", f"malformed filter {text!r}: join at most two clauses with AND or OR"
-        )
-    sql, params = [], {}
-    for i, (name, op, value) in enumerate(clauses):
-        found = entity.filter_field(name)
-        if found is None:
-            raise _Refusal(400, "invalid_filter_field", f"cannot filter by unknown field {name!r}")
-        if op not in _OPERATORS[found.kind]:
-            raise _Refusal(400, "invalid_filter_field", f"operator {op} does not apply to {name}")
-        params[f"f{i}"] = _filter_value(found, name, value)
-        sql.append(_comparison(found, op, f"$f{i}"))
-    return [f"({f' {joiner} '.join(sql)})"], params
-
-
-def _filter_value(found: Field, name: str, value: str) -> object:
-    try:
-        if found.kind == "date":
-            return dt.date.fromisoformat(value)
-        if found.kind == "timestamp":
-            moment = dt.datetime.fromisoformat(value)
-            return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
-    except ValueError:
-        raise _Refusal(400, "invalid_filter_field", f"{name} needs a {found.kind} value, got {value!r}") from None
-    if found.kind == "boolean":
-        if value not in ("true", "false"):
-            raise _Refusal(400, "invalid_filter_field", f"{name} needs 'true' or 'false', got {value!r}")
-        return value == "true"
-    return value
-
-
-def _comparison(found: Field, op: str, param: str) -> str:
-    key = found.key
-    if found.kind == "list":
-        return {
-            "=": f"list_contains({key}, {param})",
-            "!=": f"NOT coalesce(list_contains({key}, {param}), false)",
-            "~": f"len(list_filter({key}, lambda v: contains(lower(v), lower({param})))) > 0",
-        }[op]
-    if op == "~":
-        return f"contains(lower({key}), lower({param}))"
-    if op == "!=":
-        return f"{key} IS DISTINCT FROM {param}"
-    return f"{key} {op} {param}"
 
 
 def _links(request: OneRosterRequest, limit: int, offset: int, total: int) -> str:
