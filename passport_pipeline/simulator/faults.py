@@ -5,6 +5,10 @@ a running server through ``/admin/faults``); :class:`FaultPlan` turns it into on
 data request. Decisions are seeded and made under a lock, so the same settings and the same
 request sequence misbehave the same way every time. Token and admin endpoints never see
 faults; data endpoints of both APIs (OneRoster and SMS native) do.
+
+The nested and short faults are OneRoster only, and are no random decision: the server passes
+them to the OneRoster engine with each request, which routes and pages by them (see
+``OneRosterRequest``), so every request to the same path misbehaves alike.
 """
 
 from __future__ import annotations
@@ -49,6 +53,21 @@ class Faults(BaseModel):
     """Collections (``students``, ``guardians``…) answered 200 with zero rows."""
     plain_errors: bool = False
     """Error bodies as ``{"error": "..."}`` instead of the API's own error shape."""
+    nested_not_found: bool = False
+    """Every nested OneRoster ``schools/{id}/...`` path answers 404 ``unknownobject``, as a
+    server that does not implement them."""
+    nested_as_schools: bool = False
+    """Every nested OneRoster ``schools/{id}/...`` path answers 200 with what ``schools`` would
+    answer for the same ``limit``/``offset`` (its rows, count and links), under the key
+    ``schools``, as one real server does."""
+    nested_students_from_enrollments: bool = False
+    """``schools/{id}/students`` serves the students with an enrollment at the school, not
+    those whose orgs include it: a student with no enrollment is in no school's list, though
+    ``/students`` has them."""
+    short_endpoints: list[str] = Field(default_factory=list)
+    """OneRoster collections that stop after their first ``short_rows`` rows (no ``next`` link,
+    then empty pages) while ``X-Total-Count`` keeps the true total, as a server that stops early."""
+    short_rows: int = Field(10, ge=0)
 
     @model_validator(mode="after")
     def _check_statuses(self) -> Faults:
@@ -59,6 +78,8 @@ class Faults(BaseModel):
         bad = [s for s in self.burst_status if not 400 <= s <= 599]
         if bad:
             raise ValueError(f"burst_status must be HTTP error statuses (400-599), got {bad}")
+        if self.nested_not_found and self.nested_as_schools:
+            raise ValueError("nested_not_found and nested_as_schools exclude each other: switch on one")
         return self
 
 

@@ -25,6 +25,12 @@ Choices the spec leaves open:
   are upper case, as in the spec.
 - ``demographics`` need the demographics scope even when ``roster.readonly`` is granted.
 - The ``empty`` fault empties collections only; singles answer as usual.
+
+Faults the server passes with a request (:mod:`.faults` describes them): ``nested_not_found``
+and ``nested_as_schools`` reroute every nested ``schools/{id}/...`` path (404, or the
+``schools`` page under the key ``schools``, whatever the school id);
+``nested_students_from_enrollments`` changes who belongs to ``schools/{id}/students``;
+``short_rows`` stops a collection after that many rows while its count stays true.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import quote, urlencode
 
@@ -75,6 +81,11 @@ class OneRosterRequest:
     non_spec_wrappers: bool = False
     empty: bool = False
     plain_errors: bool = False
+    nested_not_found: bool = False
+    nested_as_schools: bool = False
+    nested_students_from_enrollments: bool = False
+    short_rows: int | None = None
+    """When set, the collection serves only its first ``short_rows`` matching rows."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,12 @@ NESTED = {
 }
 """(parent path, child path) -> the child rows belonging to parent ``$parent``."""
 
+NESTED_STUDENTS_FROM_ENROLLMENTS = {
+    **NESTED, ("schools", "students"): "sourced_id IN (SELECT user_id FROM enrollments WHERE school_id = $parent)",
+}
+"""Membership under the ``nested_students_from_enrollments`` fault: a school's students are
+those enrolled in its classes."""
+
 _ONLY_UNDER_SCHOOL = {("classes", "enrollments")}  # reachable as schools/{s}/classes/{c}/enrollments
 
 
@@ -169,7 +186,14 @@ def handle(con: duckdb.DuckDBPyConnection, request: OneRosterRequest) -> Reply:
     try:
         if request.version not in VERSIONS:
             raise _Refusal(404, "unknownobject", f"unknown OneRoster version {request.version!r}")
-        steps = _route(request.path)
+        nested = NESTED_STUDENTS_FROM_ENROLLMENTS if request.nested_students_from_enrollments else NESTED
+        steps = _route(request.path, nested)
+        if len(steps) > 1 and steps[0].name == "schools":
+            if request.nested_not_found:
+                raise _Refusal(404, "unknownobject", f"no such endpoint: /{request.path}")
+            if request.nested_as_schools:
+                request = replace(request, path="schools", non_spec_wrappers=True)
+                steps = _route(request.path, nested)
         _check_scope(request)
         return _answer(con, request, steps)
     except _Refusal as refusal:
@@ -188,7 +212,7 @@ class _Step:
     parent_id: str | None = None
 
 
-def _route(path: str) -> list[_Step]:
+def _route(path: str, nested: Mapping[tuple[str, str], str]) -> list[_Step]:
     parts = path.split("/")
     names, ids = parts[0::2], parts[1::2]
     pairs = list(zip(names, names[1:]))
@@ -196,12 +220,12 @@ def _route(path: str) -> list[_Step]:
         shape_ok = names[:2] == ["schools", "classes"] and names[2] in ("enrollments", "students", "teachers")
     else:
         shape_ok = len(parts) <= 3 and not set(pairs) & _ONLY_UNDER_SCHOOL
-    known = shape_ok and all(name in COLLECTIONS for name in names) and all(pair in NESTED for pair in pairs)
+    known = shape_ok and all(name in COLLECTIONS for name in names) and all(pair in nested for pair in pairs)
     if not known:
         raise _Refusal(404, "unknownobject", f"no such endpoint: /{path}")
     steps = [_Step(names[0], ids[0] if ids else None)]
     for i, pair in enumerate(pairs, start=1):
-        steps.append(_Step(names[i], ids[i] if i < len(ids) else None, NESTED[pair], ids[i - 1]))
+        steps.append(_Step(names[i], ids[i] if i < len(ids) else None, nested[pair], ids[i - 1]))
     return steps
 
 
@@ -250,16 +274,17 @@ def _page(
         raise _Refusal(400, "invalid_filter_field", str(refused)) from None
     where = _where(step, request) + conditions
     start = max(offset - request.overlap_rows, 0) if offset else 0
+    served = limit if request.short_rows is None else max(min(limit, request.short_rows - start), 0)
     params = {**params, **filter_params, "parent": step.parent_id}
     if request.empty:
         rows, total = [], 0
     elif not where and store_order:
-        rows = _render(con, entity, fields, params, list(range(start, start + limit)))
+        rows = _render(con, entity, fields, params, list(range(start, start + served)))
         total = con.execute(f"SELECT count(*) FROM {entity.table}").fetchone()[0]
     else:
         condition = " AND ".join(where) or "TRUE"
         sql = f"SELECT t.seq FROM {entity.source} WHERE {condition} ORDER BY {order} LIMIT $limit OFFSET $offset"
-        seqs = [seq for (seq,) in _run(con, sql, {**params, "limit": limit, "offset": start})]
+        seqs = [seq for (seq,) in _run(con, sql, {**params, "limit": served, "offset": start})]
         rows = _render(con, entity, fields, params, seqs)
         total = _run(con, f"SELECT count(*) FROM {entity.source} WHERE {condition}", params)[0][0]
     key = COLLECTIONS[step.name].wrapper(step.name, single=False, spec=not request.non_spec_wrappers)
@@ -356,7 +381,8 @@ def _order(entity: Entity, query: Mapping[str, str]) -> tuple[str, bool]:
 
 
 def _links(request: OneRosterRequest, limit: int, offset: int, total: int) -> str:
-    """RFC 5988 Link header: first, prev (offset > 0), next (more rows), last."""
+    """RFC 5988 Link header: first, prev (offset > 0), next (more rows served), last (by the total)."""
+    served_to = total if request.short_rows is None else min(total, request.short_rows)
     path = "/".join(quote(part, safe="") for part in request.path.split("/"))
     kept = {k: v for k, v in request.query.items() if k not in ("limit", "offset")}
 
@@ -366,7 +392,7 @@ def _links(request: OneRosterRequest, limit: int, offset: int, total: int) -> st
     links = [(url(0), "first")]
     if offset > 0:
         links.append((url(max(offset - limit, 0)), "prev"))
-    if offset + limit < total:
+    if offset + limit < served_to:
         links.append((url(offset + limit), "next"))
     links.append((url(max(total - 1, 0) // limit * limit), "last"))
     return ", ".join(f'<{target}>; rel="{rel}"' for target, rel in links)

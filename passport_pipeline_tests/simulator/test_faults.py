@@ -72,6 +72,8 @@ def test_corrupt_body_is_no_longer_json():
         {"burst_status": [200]},
         {"burst_status": []},
         {"clamp_limit": 0},
+        {"short_rows": -1},
+        {"nested_not_found": True, "nested_as_schools": True},
         {"no_such_fault": True},
     ],
 )

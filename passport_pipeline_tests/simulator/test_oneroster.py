@@ -549,6 +549,19 @@ def test_overlap_fault_repeats_rows_across_pages(bulk):
     assert filtered[:5] == ids(bulk, "students", query={"limit": "5", "offset": "95"})
 
 
+@pytest.mark.parametrize("path", ["enrollments", "students", "schools/s1/enrollments"])
+def test_short_fault_serves_the_first_rows_under_the_true_total(bulk, path):
+    total = get(bulk, path, query={"limit": "1"})[0].headers["X-Total-Count"]
+    whole = ids(bulk, path, query={"limit": "1000"})
+    pages = [get(bulk, path, query={"limit": "100", "offset": str(offset)}, short_rows=250, overlap_rows=5)
+             for offset in (0, 100, 200, 300)]
+    served = [[row["sourcedId"] for row in next(iter(body.values()))] for _, body in pages]
+    assert [len(rows) for rows in served] == [100, 100, 55, 0]
+    assert list(dict.fromkeys(served[0] + served[1] + served[2])) == whole[:250]
+    assert ["next" in links(reply) for reply, _ in pages] == [True, True, False, False]
+    assert {reply.headers["X-Total-Count"] for reply, _ in pages} == {total} and int(total) > 250
+
+
 def test_empty_fault_answers_no_rows(con):
     reply, body = get(con, "users", empty=True)
     assert reply.status == 200 and body == {"users": []} and reply.headers["X-Total-Count"] == "0"
