@@ -11,8 +11,11 @@ Paths served (``{server}`` is ``http://127.0.0.1:<port>``):
 Every data request is authenticated (:mod:`.auth`), may misbehave on purpose
 (:mod:`.faults`: latency, 429, error bursts, cut-off bodies...), and is answered from the
 district store by the API's engine on its own DuckDB cursor in a worker thread, so slow or
-waiting requests never hold up others. :func:`running_simulator` runs one in a background
-thread for tests and notebooks; :func:`serve` runs one in the foreground.
+waiting requests never hold up others. Every data response, error or not, carries the
+simulated clock as its ``Date`` (a client may take it as a delta watermark); uvicorn's own
+real-clock ``Date`` is switched off, so token and admin responses have none.
+:func:`running_simulator` runs one in a background thread for tests and notebooks;
+:func:`serve` runs one in the foreground.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -112,6 +116,15 @@ class Simulator:
             today = store.meta(cur).get("today")
         return dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
 
+    def now(self) -> dt.datetime:
+        """The simulated clock (store meta ``now``, UTC), else the real time."""
+        with self.cursor() as cur:
+            now = store.meta(cur).get("now")
+        if not now:
+            return dt.datetime.now(dt.UTC)
+        moment = dt.datetime.fromisoformat(now)
+        return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
     def token_ttl(self) -> int:
         ttl = self.faults.faults.token_ttl_seconds
         return self.settings.token_ttl_seconds if ttl is None else ttl
@@ -173,37 +186,52 @@ async def _token(request: Request, grant: Callable[..., Token], include_scope: b
 
 
 async def _data(request: Request, api: Api, base: str, version: str | None = None) -> Response:
-    """One data request: faults first (as a gateway would), then the token, then the engine."""
+    """One data request, dated by the simulated clock as it was when the request came in.
+
+    The clock is read before the answer, so a response never claims a time later than the
+    data it carries (a next day landing meanwhile is re-read by a delta from this ``Date``)."""
     simulator: Simulator = request.app.state.simulator
+    now = await run_in_threadpool(simulator.now)
+    reply = await _data_reply(request, simulator, api, base, version)
+    return _respond(reply, {"Date": format_datetime(now, usegmt=True)})
+
+
+async def _data_reply(request: Request, simulator: Simulator, api: Api, base: str, version: str | None) -> Reply:
+    """Faults first (as a gateway would), then the token, then the engine."""
     faults = simulator.faults.faults
     decision = simulator.faults.decide()
     if decision.latency_seconds:
         await asyncio.sleep(decision.latency_seconds)
     if decision.status is not None:
-        return _respond(_fault_reply(api, decision, faults.plain_errors))
+        return _fault_reply(api, decision, faults.plain_errors)
     try:
         token = simulator.authority.verify(request.headers.get("authorization"), api)
     except AuthError as refusal:
         denied = "Authorization has been denied for this request." if api == "sms" else refusal.description
-        return _respond(_error(api, 401, denied, faults.plain_errors), {"WWW-Authenticate": "Bearer"})
+        reply = _error(api, 401, denied, faults.plain_errors)
+        return Reply(401, reply.body, {**reply.headers, "WWW-Authenticate": "Bearer"})
     except TokenExpired:
-        return _respond(_error(api, faults.expired_token_status, "Token has expired", faults.plain_errors))
+        return _error(api, faults.expired_token_status, "Token has expired", faults.plain_errors)
     path = request.path_params["path"]
+    endpoint = path.rstrip("/").rsplit("/", 1)[-1]
     asked = dict(
         path=path, query=dict(request.query_params), base_url=f"{request.url.scheme}://{request.url.netloc}{base}",
         visible_schools=token.visible_schools, clamp_limit=faults.clamp_limit, overlap_rows=faults.overlap_rows,
-        empty=path.rstrip("/").rsplit("/", 1)[-1] in faults.empty_endpoints, plain_errors=faults.plain_errors,
+        empty=endpoint in faults.empty_endpoints, plain_errors=faults.plain_errors,
     )
     if api == "sms":
         handle, engine_request = sms.handle, sms.NativeRequest(**asked)
     else:
         handle, engine_request = oneroster.handle, OneRosterRequest(
-            version=version, granted_scopes=token.scopes, non_spec_wrappers=faults.non_spec_wrappers, **asked
+            version=version, granted_scopes=token.scopes, non_spec_wrappers=faults.non_spec_wrappers,
+            nested_not_found=faults.nested_not_found, nested_as_schools=faults.nested_as_schools,
+            nested_students_from_enrollments=faults.nested_students_from_enrollments,
+            short_rows=faults.short_rows if endpoint in faults.short_endpoints else None, **asked,
         )
     reply = await run_in_threadpool(simulator.answer, handle, engine_request)
     if decision.bad_json and reply.status == 200:
-        return _respond(Reply(200, corrupt(reply.body), reply.headers))
-    return _respond(reply)
+        return Reply(200, corrupt(reply.body), reply.headers)
+    return reply
 
 
 _CODE_MINOR = {401: "unauthorisedrequest", 403: "forbidden", 429: "server_busy", 503: "server_busy"}
@@ -246,7 +274,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _server(settings: SimulatorSettings, embedded: bool) -> uvicorn.Server:
     config = uvicorn.Config(
-        build_app(settings), log_level="warning", access_log=False, lifespan="on",
+        build_app(settings), log_level="warning", access_log=False, lifespan="on", date_header=False,
         timeout_graceful_shutdown=5, **({"log_config": None} if embedded else {}),
     )
     return uvicorn.Server(config)
