@@ -3,7 +3,8 @@
 The HTTP server authenticates, decodes the URL and injects faults; this module answers from
 the district store: routing of collection, single and nested paths, scopes, restricted
 credentials, ``limit``/``offset``/``sort``/``orderBy``/``fields``/``filter`` (parsed by
-:mod:`.oneroster_filter`), paging headers and imsx errors. :func:`handle` never raises for bad input: every problem becomes an error reply.
+:mod:`.oneroster_filter`), paging headers and imsx errors. :func:`handle` never raises for bad
+input: every problem becomes an error reply.
 
 Pages are rendered by DuckDB (:mod:`.oneroster_fields` says how), so a page costs a few
 milliseconds. A plain page of a whole table (no filter, default order or ``sort=sourcedId``,
