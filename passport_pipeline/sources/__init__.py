@@ -26,7 +26,9 @@ from passport_pipeline.sources.errors import (
     NotFoundError,
     RequestRejected,
     ServerError,
+    ShortRead,
     SourceError,
+    WrongKind,
 )
 from passport_pipeline.sources.normalize import Normalized, Quarantined
 from passport_pipeline.sources.normalize_oneroster import normalize_oneroster
@@ -40,6 +42,6 @@ from passport_pipeline.sources.sms import SmsClient
 __all__ = [
     "AuthenticationError", "BadResponse", "ClientSettings", "ConnectionFailed", "ForbiddenError",
     "Normalized", "NotFoundError", "OneRosterClient", "Pull", "PullEvent", "PullStats", "Quarantined",
-    "RequestRejected", "ServerError", "SmsClient", "SourceError", "normalize_oneroster", "normalize_sms",
-    "run_pulls",
+    "RequestRejected", "ServerError", "ShortRead", "SmsClient", "SourceError", "WrongKind",
+    "normalize_oneroster", "normalize_sms", "run_pulls",
 ]

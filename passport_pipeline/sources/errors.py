@@ -62,6 +62,31 @@ class BadResponse(SourceError):
     """The server answered 200 with a body we cannot use (cut-off JSON, unexpected shape)."""
 
 
+class WrongKind(BadResponse):
+    """A collection page that is not what the endpoint serves: another collection's wrapper, a
+    bare list, or records of another kind. Servers that lack an endpoint have been seen answering
+    it with some other collection; taking those rows would land them as the wrong entity.
+
+    ``expected`` is the OneRoster type asked for (``courses``); ``received`` what came instead
+    (a wrapper key, ``"a bare list"``, or the type the records look like), when known.
+    """
+
+    def __init__(self, message: str, *, endpoint: str, expected: str, received: str | None = None) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.expected = expected
+        self.received = received
+
+
+class ShortRead(SourceError):
+    """A read ended holding fewer distinct rows than the server's own count: it is incomplete,
+    even though every page answered 200. ``rows`` were received; ``total`` is the server's count."""
+
+    def __init__(self, message: str, *, endpoint: str, rows: int, total: int) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.rows = rows
+        self.total = total
+
+
 @dataclass(frozen=True)
 class ErrorDescription:
     """What an error body says: a machine code (``codeMinor`` / OAuth ``error``) and prose."""

@@ -10,6 +10,11 @@ dropped; when rows shifted while paging (repeats seen, fewer distinct rows than 
 the pull reads on past the server's end to pick up the tail. A failed page is retried by the
 HTTP policy; a collection is never restarted from page one.
 
+Reads are verified, because a complete read is what later stages delete on: every page must be
+of the kind asked for (:mod:`~passport_pipeline.sources.oneroster_kinds`, else
+:class:`WrongKind`), and a pull that ends with fewer distinct rows than the server's own count
+raises :class:`ShortRead` — an empty page at offset 10 of 502 is not the end of the students.
+
 Entity reads (:meth:`OneRosterClient.pull`): students from ``/students``; staff and contacts
 from ``/users`` filtered locally by role (filtering users by role is unreliable on 1.2
 servers, and ``/teachers`` leaves out administrators and aides). Per-school reads
@@ -23,13 +28,15 @@ import datetime as dt
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import partial
 from urllib.parse import quote
 
-from passport_pipeline.sources.errors import RequestRejected, SourceError
-from passport_pipeline.sources.http import HttpClient
+from passport_pipeline.sources.errors import RequestRejected, ShortRead, SourceError
+from passport_pipeline.sources.http import HttpClient, JsonResponse
 from passport_pipeline.sources.normalize import Broken, ref
-from passport_pipeline.sources.normalize_oneroster import oneroster_kind, user_entity, user_roles
+from passport_pipeline.sources.normalize_oneroster import KINDS, oneroster_kind, user_entity, user_roles
+from passport_pipeline.sources.oneroster_kinds import page_records
 from passport_pipeline.sources.paging import (
     Page,
     Pull,
@@ -37,8 +44,8 @@ from passport_pipeline.sources.paging import (
     RecentKeys,
     links,
     sent_page,
+    server_time,
     total_count,
-    unwrap_list,
     unwrap_single,
 )
 from passport_pipeline.sources.parallel import PullEvent, run_pulls
@@ -111,17 +118,24 @@ class OneRosterClient:
         The collection at the head of ``path`` is replaced by its configured path override.
 
         ``since`` adds the delta filter ``dateLastModified>'<since>'``; ``keep`` filters
-        records locally (after de-duplication).
+        records locally (after de-duplication; the server's count is of the rows before it).
         """
-        head, slash, rest = path.partition("/")
-        path = self.settings.endpoint_paths.get(head, head) + slash + rest
+        endpoint = self._endpoint(path)
         query = dict(params or {})
         if since is not None:
             delta = f"dateLastModified>'{_iso(since)}'"
             query["filter"] = f"{query['filter']} AND {delta}" if query.get("filter") else delta
         query.setdefault("sort", "sourcedId")
         limit = page_size or self.settings.page_size
-        return Pull(path, partial(self._pages, path, query, limit, keep))
+        return Pull(endpoint.path, partial(self._pages, endpoint, query, limit, keep))
+
+    def total(self, path: str) -> int | None:
+        """The collection's own count (``X-Total-Count`` / ``X-Count``), None when the server gives
+        none: one ``limit=1`` request, whose page is verified like any other (:class:`WrongKind`)."""
+        endpoint = self._endpoint(path)
+        stats = PullStats(endpoint.path)
+        self._page(endpoint, {"sort": "sourcedId"}, 1, 0, stats)
+        return stats.total
 
     def pull(self, entity: str, *, since: str | dt.datetime | None = None) -> Pull:
         """A district-wide read of a canonical entity (``students``, ``staff``, ``contacts``...)."""
@@ -137,7 +151,10 @@ class OneRosterClient:
         return unwrap_single(self.http.get_json(f"{self.root}/{path}").body, path)
 
     def probe(self, path: str, page_size: int | None = None) -> PullStats:
-        """Read just the first page of ``path``: latency, clamp and total, for Test Connection."""
+        """Read just the first page of ``path``: latency, clamp and total, for Test Connection.
+
+        Verified like any page (:class:`WrongKind`); an empty first page short of the server's
+        count raises :class:`ShortRead`."""
         return self.collection(path, page_size=page_size).first_page()
 
     def by_school(self, collection: str, school_ids: Iterable[str], *,
@@ -186,33 +203,57 @@ class OneRosterClient:
         for key in keys:
             yield PullEvent(key, stats=pull.stats)
 
-    def _pages(self, path: str, query: dict, limit: int, keep: Keep | None, stats: PullStats) -> Iterator[Page]:
-        url = f"{self.root}/{path.strip('/')}"
-        stats.requested_limit = limit
-        recent = RecentKeys()
-        offset = 0
+    def _endpoint(self, path: str) -> _Endpoint:
+        """``path`` as requested (its head's override applied), with the type it must serve.
+
+        A path may come with its override already applied (Test Connection asks for what the
+        configuration says): its type is then the overridden endpoint's."""
+        head, slash, rest = path.partition("/")
+        served = self.settings.endpoint_paths.get(head, head) + slash + rest
+        name = path.strip("/").rsplit("/", 1)[-1]
+        if name not in KINDS:
+            name = next((n for n, p in self.settings.endpoint_paths.items() if p.strip("/") == path.strip("/")), name)
+        return _Endpoint(served, oneroster_kind(name), frozenset({name, served.strip("/").rsplit("/", 1)[-1]}))
+
+    def _page(self, endpoint: _Endpoint, query: dict, limit: int, offset: int,
+              stats: PullStats) -> tuple[list, JsonResponse, int | None]:
+        """One verified page at ``offset``, counted in ``stats``: ``(records, response, its total)``."""
+        url = f"{self.root}/{endpoint.path.strip('/')}"
         while True:
             try:
                 response = self.http.get_json(url, {**query, "limit": limit, "offset": offset})
+                break
             except RequestRejected as exc:
                 if exc.status == 400 and "sort" in query and stats.pages == 0:
                     del query["sort"]
                     stats.sort_dropped = True
-                    stats.warn(f"{path}: the server refused sort=sourcedId; paging unsorted, so rows that "
-                               "change while paging may be missed until the next full sync.")
+                    stats.warn(f"{endpoint.path}: the server refused sort=sourcedId; paging unsorted, so rows "
+                               "that change while paging may be missed until the next full sync.")
                     continue
                 raise
-            records = unwrap_list(response.body, path)
-            total = total_count(response.headers)
+        records = page_records(response.body, endpoint.path, endpoint.kind, endpoint.names)
+        total = total_count(response.headers)
+        if stats.pages == 0:
+            stats.server_time = server_time(response.headers)
+        stats.pages += 1
+        stats.rows += len(records)
+        if total is not None:
+            if stats.total is not None and total != stats.total:
+                stats.total_changes.append((stats.total, total))
+                stats.warn(f"{endpoint.path}: the server's total changed from {stats.total} to {total} while "
+                           "paging; the data changed during the read.")
+            stats.total = total
+        return records, response, total
+
+    def _pages(self, endpoint: _Endpoint, query: dict, limit: int, keep: Keep | None,
+               stats: PullStats) -> Iterator[Page]:
+        path = endpoint.path
+        stats.requested_limit = limit
+        recent = RecentKeys()
+        offset = 0
+        while True:
+            records, response, total = self._page(endpoint, query, limit, offset, stats)
             link = links(response.headers)
-            stats.pages += 1
-            stats.rows += len(records)
-            if total is not None:
-                if stats.total is not None and total != stats.total:
-                    stats.total_changes.append((stats.total, total))
-                    stats.warn(f"{path}: the server's total changed from {stats.total} to {total} while "
-                               "paging; the data changed during the read.")
-                stats.total = total
             if stats.pages == 1 and 0 < len(records) < limit and (
                     (total is not None and total > len(records)) or (link is not None and "next" in link)):
                 stats.clamped_limit = len(records)
@@ -229,27 +270,44 @@ class OneRosterClient:
                 return
 
 
+@dataclass(frozen=True)
+class _Endpoint:
+    """A collection as requested: its path, the OneRoster type it serves, the wrapper names it may use."""
+
+    path: str
+    kind: str
+    names: frozenset[str]
+
+
 def _finished(stats: PullStats, path: str, received: int, fresh: int, offset: int,
               total: int | None, link: dict[str, str] | None) -> bool:
-    """Whether a pull is at its end, after a page of ``received`` rows (``fresh`` of them new)."""
+    """Whether a pull is at its end, after a page of ``received`` rows (``fresh`` of them new).
+
+    Raises :class:`ShortRead` when it ends holding fewer distinct rows than the server counts."""
     if received == 0:
-        if total is not None and stats.unique_rows < total:
-            stats.warn(f"{path}: an empty page at offset {offset} although the server counts {total} "
-                       f"rows; {stats.unique_rows} distinct rows were received.")
-        return True
+        return _ended(stats, path, f"an empty page at offset {offset}")
     if total is not None and stats.unique_rows >= total:
         return True
     if fresh == 0:
+        _ended(stats, path, f"a page at offset {offset - received} that only repeated rows already received")
         stats.warn(f"{path}: the page at offset {offset - received} only repeated rows already received; "
                    "stopping there.")
         return True
-    server_says_end = (link is not None and "next" not in link) or (total is not None and offset >= total)
-    if not server_says_end:
+    no_next = link is not None and "next" not in link
+    if not no_next and not (total is not None and offset >= total):
         return False
     if total is not None and stats.duplicates:
         return False  # rows shifted while paging: read past the end for the rows pushed out of it
-    if total is not None and stats.unique_rows < total:
-        stats.warn(f"{path}: the server counts {total} rows but sent {stats.unique_rows} distinct ones.")
+    return _ended(stats, path, "a Link header without next" if no_next else f"offset {offset}, the server's total")
+
+
+def _ended(stats: PullStats, path: str, how: str) -> bool:
+    """A pull's end (True), unless it holds fewer distinct rows than the server's latest count."""
+    if stats.total is not None and stats.unique_rows < stats.total:
+        raise ShortRead(f"{path}: the read ended at {how} with {stats.unique_rows} distinct rows, but the server "
+                        f"counts {stats.total}. The read is incomplete, so this scope keeps its previous data; "
+                        "if this repeats, the server does not serve every row it counts.",
+                        endpoint=path, rows=stats.unique_rows, total=stats.total)
     return True
 
 

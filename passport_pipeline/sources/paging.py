@@ -2,9 +2,10 @@
 
 A pull is read once, page by page, so memory is bounded by the page size. Its stats tell
 the caller (extraction, Test Connection) how the read went: pages, rows, duplicates dropped,
-a page-size clamp the server applied silently, changes of the server's total mid-pull, and
-warnings worth a person's attention. ``complete`` is true only when the pull reached the end
-without an error — partial rows are never to be taken for a whole collection.
+a page-size clamp the server applied silently, changes of the server's total mid-pull, the
+server's clock when it started (a delta watermark) and warnings worth a person's attention.
+``complete`` is true only when the pull reached the end without an error — partial rows are
+never to be taken for a whole collection.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from requests.utils import parse_header_links
 
@@ -66,6 +69,9 @@ class PullStats:
     complete: bool = False
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    server_time: datetime | None = None
+    """The server's clock (its ``Date`` header, UTC) at the pull's first response: a delta
+    watermark that does not depend on this machine's clock. None when the server sent none."""
 
     @property
     def unique_rows(self) -> int:
@@ -168,6 +174,18 @@ def links(headers: Mapping[str, str]) -> dict[str, str] | None:
         for rel in link.get("rel", "").split():
             found.setdefault(rel.lower(), link.get("url", ""))
     return found
+
+
+def server_time(headers: Mapping[str, str]) -> datetime | None:
+    """The ``Date`` header (an HTTP date) as an aware UTC datetime; None when absent or unreadable."""
+    value = headers.get("Date")
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def total_count(headers: Mapping[str, str]) -> int | None:

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, quote, urljoin, urlsplit, urlunsplit
 from passport_pipeline.sources.errors import NotFoundError
 from passport_pipeline.sources.http import HttpClient
 from passport_pipeline.sources.paging import (
-    Page, Pull, PullStats, RecentKeys, links, sent_page, unwrap_list, unwrap_single,
+    Page, Pull, PullStats, RecentKeys, links, sent_page, server_time, unwrap_list, unwrap_single,
 )
 from passport_pipeline.sources.settings import ClientSettings
 
@@ -133,6 +133,8 @@ class SmsClient:
             response = self.http.get_json(url, query)
             records = unwrap_list(response.body, endpoint)
             following = (links(response.headers) or {}).get("next")
+            if stats.pages == 0:
+                stats.server_time = server_time(response.headers)
             stats.pages += 1
             stats.rows += len(records)
             if stats.pages == 1 and following and 0 < len(records) < limit:

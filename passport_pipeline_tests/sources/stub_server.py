@@ -110,9 +110,11 @@ def serving() -> Iterator[StubServer]:
                 with server_state.lock:
                     server_state.in_flight -= 1
             data = _encode(body)
-            self.send_response(status)
-            for name, value in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(name, value)
+            self.send_response_only(status)
+            for name, value in {"Content-Type": "application/json", "Date": self.date_time_string(),
+                                **headers}.items():
+                if value is not None:  # a route drops a default header (``Date``) by setting it to None
+                    self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -157,11 +157,12 @@ def test_describe_error_squeezes_gateway_pages():
 
 def test_no_secret_or_token_in_any_error(stub):
     echo = lambda status: lambda r: (status, {}, {"error": f"token {r.token} secret {SECRET} refused"})  # noqa: E731
-    for status, path in [(400, "/or/a"), (404, "/or/b"), (503, "/or/c"), (401, "/or/d"), (403, "/or/e")]:
-        stub.routes[path] = echo(status)
+    paths = ("orgs", "courses", "classes", "enrollments", "terms")
+    for status, path in zip((400, 404, 503, 401, 403), paths):
+        stub.routes[f"/or/{path}"] = echo(status)
     client = OneRosterClient(stub.settings(max_retries=1), sleep=Sleeps())
     messages = []
-    for path in ("a", "b", "c", "d", "e"):
+    for path in paths:
         with pytest.raises(Exception) as caught:
             read_all(client, path)
         messages.append(str(caught.value))

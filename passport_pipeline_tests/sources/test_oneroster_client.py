@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from stub_server import SCOPE_CORE, SCOPE_ROSTER, Sleeps, paged, people, scripted
 
-from passport_pipeline.sources.errors import BadResponse
+from passport_pipeline.sources.errors import WrongKind
 from passport_pipeline.sources.oneroster import OneRosterClient
 
 
@@ -63,15 +65,15 @@ def test_overlapping_pages_are_deduplicated_and_the_tail_is_not_lost(stub):
     assert offsets(stub) == [0, 4, 8]  # the last offset reads past the end, for the row pushed out
 
 
-@pytest.mark.parametrize("wrapper", ["users", "students", "data"])
-def test_the_one_list_valued_key_is_accepted_whatever_its_name(stub, wrapper):
+@pytest.mark.parametrize("wrapper", ["users", "students"])
+def test_the_spec_wrapper_and_the_endpoints_own_name_are_accepted(stub, wrapper):
     stub.routes["/or/students"] = paged(people(4), wrapper=wrapper)
     assert len(read(client(stub).collection("students"))) == 4
 
 
-def test_more_than_one_list_is_an_error(stub):
+def test_more_than_one_list_is_a_wrong_kind(stub):
     stub.routes["/or/users"] = lambda r: (200, {}, {"users": [], "warnings": []})
-    with pytest.raises(BadResponse, match="several lists"):
+    with pytest.raises(WrongKind, match="several lists"):
         read(client(stub).collection("users"))
 
 
@@ -126,7 +128,8 @@ def test_staff_and_contacts_are_users_filtered_locally_by_role(stub):
 
 def test_by_school_uses_nested_endpoints_when_roster_scope_is_granted(stub):
     stub.token_scope = f"{SCOPE_CORE} {SCOPE_ROSTER}"
-    stub.routes["/or/schools/s1/classes"] = paged([{"sourcedId": "c1"}, {"sourcedId": "c2"}], wrapper="classes")
+    classes = [{"sourcedId": c, "title": c, "school": {"sourcedId": "s1"}} for c in ("c1", "c2")]
+    stub.routes["/or/schools/s1/classes"] = paged(classes, wrapper="classes")
     stub.routes["/or/schools/s2/classes"] = lambda r: (503, {}, "down")
     events = list(client(stub, max_retries=1).by_school("classes", ["s1", "s2"]))
     pages = [(e.key, [r["sourcedId"] for r in e.records]) for e in events if not e.final]
@@ -137,8 +140,9 @@ def test_by_school_uses_nested_endpoints_when_roster_scope_is_granted(stub):
 
 
 def test_by_school_splits_one_collection_locally_without_roster_scope(stub):
-    classes = [{"sourcedId": "c1", "school": {"sourcedId": "s1"}}, {"sourcedId": "c2", "school": {"sourcedId": "s2"}},
-               {"sourcedId": "c3", "school": {"sourcedId": "s9"}}, {"sourcedId": "c4"}]
+    classes = [{"sourcedId": "c1", "title": "A", "school": {"sourcedId": "s1"}},
+               {"sourcedId": "c2", "title": "B", "school": {"sourcedId": "s2"}},
+               {"sourcedId": "c3", "title": "C", "school": {"sourcedId": "s9"}}, {"sourcedId": "c4", "title": "D"}]
     stub.routes["/or/classes"] = paged(classes, wrapper="classes")
     events = list(client(stub, page_size=10).by_school("classes", ["s1", "s2"]))
     pages = sorted((e.key or "-", [r["sourcedId"] for r in e.records]) for e in events if not e.final)
@@ -159,3 +163,30 @@ def test_a_failing_page_does_not_restart_the_collection(stub):
     pull = client(stub).collection("users")
     assert len(read(pull)) == 9
     assert offsets(stub) == [0, 3, 6, 6]
+
+
+def dated(handler, dates):
+    """``handler`` whose n-th response carries ``Date: dates[n]`` (None: no Date header)."""
+    count = iter(range(10**9))
+
+    def answer(request):
+        status, headers, body = handler(request)
+        return status, {**headers, "Date": dates[min(next(count), len(dates) - 1)]}, body
+
+    return answer
+
+
+def test_server_time_is_the_date_of_the_first_response(stub):
+    dates = ["Tue, 01 Sep 2026 08:00:00 GMT", "Tue, 01 Sep 2026 08:05:00 GMT"]
+    stub.routes["/or/users"] = dated(paged(people(7)), dates)
+    pull = client(stub).collection("users")
+    read(pull)
+    assert pull.stats.pages == 3 and pull.stats.server_time == dt.datetime(2026, 9, 1, 8, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("date", [None, "not a date"])
+def test_server_time_is_none_without_a_readable_date(stub, date):
+    stub.routes["/or/users"] = dated(paged(people(2)), [date])
+    pull = client(stub).collection("users")
+    read(pull)
+    assert pull.stats.complete and pull.stats.server_time is None

@@ -1,6 +1,8 @@
 """Dropping the rows offset paging repeats at page seams, whatever the records' keys look like."""
 
-from passport_pipeline.sources.paging import RecentKeys
+from datetime import UTC, datetime
+
+from passport_pipeline.sources.paging import RecentKeys, server_time
 
 
 def sourced_id(record):
@@ -36,3 +38,11 @@ def test_records_without_a_usable_key_always_pass():
     assert (kept, dropped) == (page, 0)
     kept, dropped = recent.fresh(page, sourced_id)
     assert (kept, dropped) == (page[:4], 1)
+
+
+def test_the_servers_date_header_is_read_as_utc():
+    assert server_time({"Date": "Tue, 01 Sep 2026 08:00:00 GMT"}) == datetime(2026, 9, 1, 8, tzinfo=UTC)
+    assert server_time({"Date": "Tue, 01 Sep 2026 10:30:00 +0200"}) == datetime(2026, 9, 1, 8, 30, tzinfo=UTC)
+    assert server_time({"Date": "Tue, 01 Sep 2026 08:00:00 -0000"}) == datetime(2026, 9, 1, 8, tzinfo=UTC)
+    for headers in ({}, {"Date": ""}, {"Date": "yesterday"}, {"Date": "Tue, 99 Sep 2026 08:00:00 GMT"}):
+        assert server_time(headers) is None

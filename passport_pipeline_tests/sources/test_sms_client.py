@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
 import pytest
 from stub_server import Sleeps
@@ -84,3 +85,17 @@ def test_students_with_enrollments_make_per_student_calls(stub):
     students = list(sms(stub, max_concurrency=2).pull("students", with_enrollments=True).records())
     assert [s["Enrollments"][0]["GradeLevel"] for s in students] == ["00", "01", "02", "03"]
     assert stub.max_in_flight <= 2
+
+
+def test_server_time_is_the_date_of_the_first_response(stub):
+    listing = cursor_paged([{"NameId": i} for i in range(5)])
+    dates = iter(["Tue, 01 Sep 2026 08:00:00 GMT", "Tue, 01 Sep 2026 09:00:00 GMT", "garbage"])
+
+    def handler(request):
+        status, headers, body = listing(request)
+        return status, {**headers, "Date": next(dates)}, body
+
+    stub.routes["/api/v1/students"] = handler
+    pull = sms(stub).listing("students")
+    assert len(list(pull.records())) == 5
+    assert pull.stats.server_time == datetime(2026, 9, 1, 8, tzinfo=UTC)
