@@ -8,6 +8,7 @@ extraction rows they mean, directly (extraction itself is not under test here).
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,10 @@ def record_extractions(warehouse, entities=tuple(ENTITIES), *, source: str = "si
 def extracted():
     """:func:`record_extractions`, for tests and module fixtures."""
     return record_extractions
+
+
+@pytest.fixture(scope="session")
+def readme() -> str:
+    """The README's text, each run of spaces and line breaks as one space: a message it quotes
+    across a line break is found whole."""
+    return " ".join((Path(__file__).parents[2] / "README.md").read_text().split())

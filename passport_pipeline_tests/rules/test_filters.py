@@ -432,12 +432,12 @@ def test_a_source_without_guardian_links_raises_an_issue_per_contact(warehouse, 
     assert report.entities["contacts"].dropped == {"no linked student": 4}
 
 
-def test_every_record_left_out_has_an_issue_saying_why(warehouse, tmp_path):
+def test_every_record_left_out_has_an_issue_saying_why(warehouse, tmp_path, readme):
+    grade = {"attribute": "grades", "operator": "equals", "value": "09"}
+    students = {"rules": [{"name": "high school", "when": [grade]}, {"when": [{**grade, "value": "12"}]},
+                          {"name": "eighth graders of Lincoln Middle", "when": [{**grade, "value": "08"}]}]}
     report = run(warehouse, tmp_path, advanced={"staff_scope": "active_teachers_only", "sync_emergency_contacts": False},
-                 filters={"students": {"rules": [{"name": "ninth", "when": [
-                              {"attribute": "grades", "operator": "equals", "value": "09"}]}, {"when": [
-                              {"attribute": "grades", "operator": "equals", "value": "12"}]}]},
-                          "schools": only("name", "equals", "Lincoln")})
+                 filters={"students": students, "schools": only("name", "equals", "Lincoln")})
     found = issues(warehouse)
     assert all(severity == "Skipped" for *_, severity, _ in found)
     by_rule = {}
@@ -450,13 +450,15 @@ def test_every_record_left_out_has_an_issue_saying_why(warehouse, tmp_path):
         None, "staff_scope", "teaches no class (staff_scope: active_teachers_only): the record is left out")
     assert messages["student_contacts", "l2"] == (None, "emergency_contacts", (
         "not custodial, nor to a parent or guardian (sync_emergency_contacts: false): the record is left out"))
-    assert messages["students", "u2"] == (
-        None, "filter_rules", "matches no filter rule of students (ninth): the record is left out")
+    assert messages["students", "u2"] == (None, "filter_rules", (
+        "matches no filter rule of students (high school, eighth graders of Lincoln Middle): the record is left out"))
     assert messages["students", "u3"] == ("school_sis_ids", "include_linked",
                                           "every one of school_sis_ids is filtered out of schools: the record is left out")
     assert messages["enrollments", "e3"] == ("class_sis_id", "include_linked",
                                              "class_sis_id 'k2' is filtered out of classes: the record is left out")
     assert messages["contacts", "g3"] == (None, "no_linked_student", "no linked student is synced: the contact is left out")
+    assert all(messages[record][-1] in readme for record in (
+        ("staff", "p2"), ("students", "u2"), ("enrollments", "e3"), ("contacts", "g3")))
 
 
 def test_decisions_do_not_rest_on_unknown_entities(warehouse, tmp_path, extracted):

@@ -251,8 +251,11 @@ def issues(warehouse, run_id="r1") -> list[tuple]:
         [run_id]).fetchall())
 
 
-def test_every_record_left_out_by_the_schools_mapping_has_an_issue_saying_why(district, tmp_path):
+def test_every_record_left_out_by_the_schools_mapping_has_an_issue_saying_why(district, tmp_path, readme):
     run(district, source(tmp_path, EXPLICIT))
+    quoted = {"school_sis_id 'C' is a school not in the schools mapping: the record is left out",
+              "class_sis_id 'p-kC' is left out with an unmapped school: the record is left out"}
+    assert quoted <= {message for *_, message in issues(district)} and all(m in readme for m in quoted)
     left_out = "the record is left out"
     assert issues(district) == [
         ("classes", "p-kC", "school_sis_id", "unmapped_school", "Skipped",

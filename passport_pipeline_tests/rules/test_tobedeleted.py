@@ -70,7 +70,7 @@ def issues(warehouse, *rules: str) -> list[tuple]:
         " WHERE run_id = ? AND list_contains(?, rule)", [RUN, list(rules or ["tobedeleted", "referential"])]).fetchall())
 
 
-def test_a_tobedeleted_class_takes_its_active_enrollments_along(warehouse, tmp_path):
+def test_a_tobedeleted_class_takes_its_active_enrollments_along(warehouse, tmp_path, readme):
     """Issue 8, failure 8: a tobedeleted class kept its active enrollments in the candidate
     roster, with no issue."""
     district(warehouse, classes={"k1": " TobeDeleted "})
@@ -86,6 +86,7 @@ def test_a_tobedeleted_class_takes_its_active_enrollments_along(warehouse, tmp_p
          "class_sis_id 'k1' is tobedeleted: the record leaves with it")]
     assert report.entities["enrollments"].dropped == {"tobedeleted": 2, "skip_if_missing": 0, "referential": 0}
     assert report.entities["enrollments"].issues == {"tobedeleted (Skipped)": 2}
+    assert "class_sis_id 'k1' is tobedeleted: the record leaves with it" in readme
 
 
 def test_inactive_is_one_point_zero_for_tobedeleted(warehouse, tmp_path):
@@ -96,7 +97,7 @@ def test_inactive_is_one_point_zero_for_tobedeleted(warehouse, tmp_path):
     assert staged(warehouse, "student_contacts") == ["l1"]
 
 
-def test_the_cascade_names_the_tobedeleted_record(warehouse, tmp_path):
+def test_the_cascade_names_the_tobedeleted_record(warehouse, tmp_path, readme):
     district(warehouse, courses={"c1": "tobedeleted"})
     check_requirements(warehouse, source(tmp_path), RUN)
     assert staged(warehouse, "courses") == ["c2"]
@@ -107,6 +108,8 @@ def test_the_cascade_names_the_tobedeleted_record(warehouse, tmp_path):
          "course_sis_id 'c1' is tobedeleted: the record leaves with it"),
         ("enrollments", "e1", "class_sis_id", "tobedeleted", "Skipped",
          "class_sis_id 'k1' leaves with tobedeleted record 'c1' of courses: the record leaves with it")]
+    assert issues(warehouse)[1][-1] == "status 'tobedeleted' marks the record to be deleted: it is left out"
+    assert issues(warehouse)[1][-1] in readme and issues(warehouse)[2][-1] in readme
 
 
 def test_a_tobedeleted_student_takes_what_describes_them(warehouse, tmp_path):
