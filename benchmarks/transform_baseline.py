@@ -63,13 +63,26 @@ def select(entity: str, mapped: dict[str, str] | None = None) -> str:
     return "'bench' AS source, " + ", ".join(out)
 
 
+def shared_sets() -> dict[str, str]:
+    """Temporary tables of ids that the tables and the reports of the records left out both read,
+    each computed once: the teachers, the guardian contacts, the students the filter keeps, the
+    students it leaves out, and the staff the staff scope leaves out."""
+    d = {e: DEDUPED.format(entity=e) for e in ENTITIES}
+    enrolled = f"coalesce(lower(trim(status, {BLANK})) = 'active' AND len(grades) > 0, false)"
+    return {
+        "teachers": f"SELECT {P}user_sis_id AS sis_id FROM {d['enrollments']} WHERE lower(trim(role, {BLANK})) = 'teacher'",
+        "guardian_contacts": f"SELECT sis_id FROM {d['contacts']} WHERE lower(trim(role, {BLANK})) IN ('parent', 'guardian')",
+        "kept_students": f"SELECT {P}sis_id AS sis_id FROM {d['students']} WHERE {enrolled}",
+        "dropped_students": f"SELECT {P}sis_id AS sis_id FROM {d['students']} WHERE NOT {enrolled}",
+        "dropped_staff": f"SELECT {P}sis_id AS sis_id FROM {d['staff']} WHERE {P}sis_id NOT IN (SELECT sis_id FROM teachers)",
+    }
+
+
 def statements() -> dict[str, str]:
     """Per entity, the statement writing ``base.<entity>``, in dependency order."""
     d = {e: DEDUPED.format(entity=e) for e in ENTITIES}
-    teachers = f"SELECT {P}user_sis_id FROM {d['enrollments']} WHERE lower(trim(role, {BLANK})) = 'teacher'"
-    guardian_contacts = f"SELECT sis_id FROM {d['contacts']} WHERE lower(trim(role, {BLANK})) IN ('parent', 'guardian')"
     kept_links = (f"SELECT * FROM {d['student_contacts']} WHERE lower(trim(custodial, {BLANK})) = 'true'"
-                  f" OR contact_sis_id IN ({guardian_contacts})")
+                  f" OR contact_sis_id IN (SELECT sis_id FROM guardian_contacts)")
     return {
         "schools": f"SELECT {select('schools')} FROM {d['schools']} r",
         "terms": f"SELECT {select('terms')} FROM {d['terms']} r",
@@ -81,7 +94,7 @@ def statements() -> dict[str, str]:
                         WHERE lower(trim(status, {BLANK})) = 'active' AND len(grades) > 0
                           AND NOT {missing(MAPPED['given_name'])} AND NOT {missing(MAPPED['family_name'])}""",
         "staff": f"""SELECT {select('staff', STAFF_MAPPED)} FROM {d['staff']} r
-                     WHERE {P}sis_id IN ({teachers})
+                     WHERE {P}sis_id IN (SELECT sis_id FROM teachers)
                        AND NOT {missing(MAPPED['given_name'])} AND NOT {missing(MAPPED['family_name'])}""",
         "contacts": f"""SELECT {select('contacts', CONTACT_MAPPED)} FROM {d['contacts']} r
                         WHERE sis_id IN (SELECT contact_sis_id FROM ({kept_links}))""",
@@ -107,14 +120,10 @@ def left_out() -> dict[str, str]:
     """Per entity, the statement reporting each record the settings and filters left out, why, and
     the message our filtered stage writes (the first reason wins, in our stage's order)."""
     d = {e: DEDUPED.format(entity=e) for e in ENTITIES}
-    kept_students = (f"SELECT {P}sis_id FROM {d['students']}"
-                     f" WHERE coalesce(lower(trim(status, {BLANK})) = 'active' AND len(grades) > 0, false)")
-    dropped_students = f"SELECT {P}sis_id FROM {d['students']} WHERE {P}sis_id NOT IN ({kept_students})"
-    teachers = f"SELECT {P}user_sis_id FROM {d['enrollments']} WHERE lower(trim(role, {BLANK})) = 'teacher'"
-    dropped_staff = f"SELECT {P}sis_id FROM {d['staff']} WHERE {P}sis_id NOT IN ({teachers})"
-    guardian_contacts = f"SELECT sis_id FROM {d['contacts']} WHERE lower(trim(role, {BLANK})) IN ('parent', 'guardian')"
+    kept_students, dropped_students, dropped_staff = (
+        f"SELECT sis_id FROM {name}" for name in ("kept_students", "dropped_students", "dropped_staff"))
     guardian = (f"coalesce(lower(trim(r.custodial, {BLANK})) = 'true'"
-                f" OR r.contact_sis_id IN ({guardian_contacts}), false)")
+                f" OR r.contact_sis_id IN (SELECT sis_id FROM guardian_contacts), false)")
     kept_links = (f"SELECT {P}contact_sis_id FROM {d['student_contacts']} r"
                   f" WHERE {guardian} AND {P}student_sis_id IN ({kept_students})")
 
@@ -126,17 +135,18 @@ def left_out() -> dict[str, str]:
         return (f"INSERT INTO base_issues (record_id, attribute, rule, message)"
                 f" SELECT {P}r.sis_id, {attribute}, {rule}, {message} FROM {d[entity]} r WHERE {where}")
 
+    def insert_ids(ids: str, rule: str, message: str) -> str:
+        return (f"INSERT INTO base_issues (record_id, attribute, rule, message)"
+                f" SELECT sis_id, NULL, {sql_text(rule)}, {sql_text(message)} FROM {ids}")
+
     user = f"{P}r.user_sis_id"
     student_gone, staff_gone = f"{user} IN ({dropped_students})", f"{user} IN ({dropped_staff})"
     enrollment_gone = (f"NOT coalesce(TRY_CAST(r.end_date AS DATE) > DATE '2026-01-01', false)"
                        f" AND {user} NOT IN ({kept_students})")
     return {
-        "students": insert("students", "'filter_rules'", "NULL",
-                           sql_text("matches no filter rule of students (enrolled)" + LEFT_OUT),
-                           f"{P}r.sis_id NOT IN ({kept_students})"),
-        "staff": insert("staff", "'staff_scope'", "NULL",
-                        sql_text("teaches no class (staff_scope: active_teachers_only)" + LEFT_OUT),
-                        f"{P}r.sis_id NOT IN ({teachers})"),
+        "students": insert_ids("dropped_students", "filter_rules",
+                               "matches no filter rule of students (enrolled)" + LEFT_OUT),
+        "staff": insert_ids("dropped_staff", "staff_scope", "teaches no class (staff_scope: active_teachers_only)" + LEFT_OUT),
         "student_contacts": insert(
             "student_contacts", f"CASE WHEN NOT {guardian} THEN 'emergency_contacts' ELSE 'include_linked' END",
             f"CASE WHEN {guardian} THEN 'student_sis_id' END",
@@ -212,6 +222,8 @@ def run_baseline(warehouse_path: str) -> tuple[dict[str, int], int]:
     con.execute("CREATE TABLE base_issues (record_id VARCHAR, attribute VARCHAR, rule VARCHAR, message VARCHAR)")
     staged = {}
     reports = left_out()
+    for name, select in shared_sets().items():
+        con.execute(f"CREATE TEMP TABLE {name} AS {select}")
     for entity, statement in statements().items():
         con.execute(f"CREATE TABLE base.{entity} AS {statement}")
         for sql in tobedeleted(entity):
