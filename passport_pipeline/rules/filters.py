@@ -181,12 +181,15 @@ class _Filtering:
         each reason dropped."""
         self.dropped[entity] = self._decide(entity)
         self._write(entity)
+        counts = EntityCounts(rows_in=self._count(self.inputs[entity]), rows_out=self._count(self._output(entity)),
+                              dropped=dict(self.dropped[entity]))
         if self.dropped[entity]:
             record_issues(self.con, run_id=self.run_id, source=self.source.name, entity=entity,
                           select=f"SELECT sis_id, attribute, rule, $skipped, message FROM {_gone(entity)}",
                           params={"skipped": SKIPPED})
-        return EntityCounts(rows_in=self._count(self.inputs[entity]), rows_out=self._count(self._output(entity)),
-                            dropped=dict(self.dropped[entity]))
+            counts.issues = {f"{rule} ({SKIPPED})": n for rule, n in self.con.execute(
+                f"SELECT rule, count(*) FROM {_gone(entity)} GROUP BY rule ORDER BY rule").fetchall()}
+        return counts
 
     def _decide(self, entity: str) -> dict[str, int]:
         """Put the records of ``entity`` to drop, with why (reason, rule, attribute, message), in
@@ -235,6 +238,7 @@ class _Filtering:
         (dropped,) = self.con.execute(f"DELETE {unlinked}").fetchone()
         if dropped:
             counts.dropped[NO_LINKED_STUDENT] = dropped
+            counts.issues[f"no_linked_student ({SKIPPED})"] = dropped
             counts.rows_out -= dropped
 
     def _drops(self, entity: str, query: _Query) -> list[Drop]:

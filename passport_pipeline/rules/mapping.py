@@ -77,8 +77,10 @@ def map_attributes(warehouse: Warehouse, source: Source, run_id: str) -> StageRe
             dropped: set[str] = set()
             for entity in (e for e in ORDER if e in source.entities):
                 report.entities[entity] = _map_entity(con, source, entity, tables, params, dropped)
-                for reason in report.entities[entity].dropped.keys() & RULES.keys():
+                counts = report.entities[entity]
+                for reason in sorted(counts.dropped.keys() & RULES.keys()):
                     _record_left_out(con, source, entity, reason, dropped, run_id)
+                    counts.issues[f"{RULES[reason]} ({SKIPPED})"] = counts.dropped[reason]
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -445,6 +445,8 @@ def test_every_record_left_out_has_an_issue_saying_why(warehouse, tmp_path, read
         by_rule[entity, rule] = by_rule.get((entity, rule), 0) + 1
     dropped = {(entity, reason): n for entity, counts in report.entities.items() for reason, n in counts.dropped.items()}
     assert sorted(by_rule.values()) == sorted(dropped.values()) and sum(by_rule.values()) == len(found)
+    assert {(entity, rule.removesuffix(" (Skipped)")): n for entity, counts in report.entities.items()
+            for rule, n in counts.issues.items()} == by_rule
     messages = {(entity, record): (attribute, rule, message) for entity, record, attribute, rule, _, message in found}
     assert messages["staff", "p2"] == (
         None, "staff_scope", "teaches no class (staff_scope: active_teachers_only): the record is left out")

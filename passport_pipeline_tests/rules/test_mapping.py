@@ -252,7 +252,10 @@ def issues(warehouse, run_id="r1") -> list[tuple]:
 
 
 def test_every_record_left_out_by_the_schools_mapping_has_an_issue_saying_why(district, tmp_path, readme):
-    run(district, source(tmp_path, EXPLICIT))
+    report = run(district, source(tmp_path, EXPLICIT))
+    assert report.entities["enrollments"].issues == {
+        "linked_to_unmapped_school (Skipped)": 3, "unmapped_school (Skipped)": 1}
+    assert report.entities["schools"].issues == {"merged_school (Skipped)": 1, "unmapped_school (Skipped)": 1}
     quoted = {"school_sis_id 'C' is a school not in the schools mapping: the record is left out",
               "class_sis_id 'p-kC' is left out with an unmapped school: the record is left out"}
     assert quoted <= {message for *_, message in issues(district)} and all(m in readme for m in quoted)
