@@ -198,15 +198,15 @@ class _Filtering:
         cases = self._drops(entity, query)
         if not cases:
             return {}
-        which = "CASE " + " ".join(f"WHEN {drop.when} THEN {n}" for n, drop in enumerate(cases, 1)) + " END"
-        message = "CASE drop_case " + " ".join(f"WHEN {n} THEN {drop.message}" for n, drop in enumerate(cases, 1)) + " END"
+        which = " ".join(f"WHEN {drop.when} THEN {n}" for n, drop in enumerate(cases, 1))
+        message = " ".join(f"WHEN {n} THEN {drop.message}" for n, drop in enumerate(cases, 1))
         reasons, rules, attributes = (query.param([getattr(drop, field) for drop in cases])
                                       for field in ("reason", "rule", "attribute"))
         self.con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {_gone(entity)} AS
                 SELECT sis_id, {reasons}[drop_case] AS reason, {rules}[drop_case] AS rule,
-                       {attributes}[drop_case] AS attribute, {message} AS message
-                FROM (SELECT m.*, {which} AS drop_case FROM {query.relation(self.inputs[entity])}) AS m
+                       {attributes}[drop_case] AS attribute, CASE drop_case {message} END AS message
+                FROM (SELECT m.*, CASE {which} END AS drop_case FROM {query.relation(self.inputs[entity])}) AS m
                 WHERE drop_case IS NOT NULL""",
             query.params,
         )

@@ -260,7 +260,8 @@ def _record_left_out(con, source, entity: str, reason: str, dropped: set[str], r
         message = f"'none of ' || {attribute} || ' is a school in the schools mapping' || {outcome}"
     elif reason == UNMAPPED:
         attribute = param(params, school_key)
-        message = f"{attribute} || ' ' || {quoted('school_ref')} || ' is a school not in the schools mapping' || {outcome}"
+        message = (f"{attribute} || ' ' || {quoted('school_ref')}"
+                   f" || ' is a school not in the schools mapping' || {outcome}")
     else:
         cases = _links_dropped(source.name, entity, dropped)
         attribute = "CASE " + " ".join(f"WHEN {when} THEN {param(params, column)}" for column, when in cases) + " END"
