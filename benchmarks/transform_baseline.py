@@ -3,8 +3,11 @@
 One ``CREATE TABLE AS`` per entity does what our four stages do for these rules — newest version
 per id, attribute mapping, SIS ID prefix, staff scope, emergency contacts, filter rules, include
 linked, requirements, referential integrity — and one ``INSERT`` per entity collects the issues
-(missing values reported, formats as regular expressions, date order); masking is one ``UPDATE``
-after the checks.
+(missing values reported, formats as regular expressions, date order). As our stages do, each
+record the settings and filters leave out is reported with its message (one ``INSERT`` per
+entity), and tobedeleted records are reported and deleted from each table as it is made, so the
+tables made after it leave with them through their joins. Masking is one ``UPDATE`` after the
+checks.
 Nothing is general: it knows these rules, the registry's columns and that every school is mapped.
 """
 
@@ -60,13 +63,26 @@ def select(entity: str, mapped: dict[str, str] | None = None) -> str:
     return "'bench' AS source, " + ", ".join(out)
 
 
+def shared_sets() -> dict[str, str]:
+    """Temporary tables of ids that the tables and the reports of the records left out both read,
+    each computed once: the teachers, the guardian contacts, the students the filter keeps, the
+    students it leaves out, and the staff the staff scope leaves out."""
+    d = {e: DEDUPED.format(entity=e) for e in ENTITIES}
+    enrolled = f"coalesce(lower(trim(status, {BLANK})) = 'active' AND len(grades) > 0, false)"
+    return {
+        "teachers": f"SELECT {P}user_sis_id AS sis_id FROM {d['enrollments']} WHERE lower(trim(role, {BLANK})) = 'teacher'",
+        "guardian_contacts": f"SELECT sis_id FROM {d['contacts']} WHERE lower(trim(role, {BLANK})) IN ('parent', 'guardian')",
+        "kept_students": f"SELECT {P}sis_id AS sis_id FROM {d['students']} WHERE {enrolled}",
+        "dropped_students": f"SELECT {P}sis_id AS sis_id FROM {d['students']} WHERE NOT {enrolled}",
+        "dropped_staff": f"SELECT {P}sis_id AS sis_id FROM {d['staff']} WHERE {P}sis_id NOT IN (SELECT sis_id FROM teachers)",
+    }
+
+
 def statements() -> dict[str, str]:
     """Per entity, the statement writing ``base.<entity>``, in dependency order."""
     d = {e: DEDUPED.format(entity=e) for e in ENTITIES}
-    teachers = f"SELECT {P}user_sis_id FROM {d['enrollments']} WHERE lower(trim(role, {BLANK})) = 'teacher'"
-    guardian_contacts = f"SELECT sis_id FROM {d['contacts']} WHERE lower(trim(role, {BLANK})) IN ('parent', 'guardian')"
     kept_links = (f"SELECT * FROM {d['student_contacts']} WHERE lower(trim(custodial, {BLANK})) = 'true'"
-                  f" OR contact_sis_id IN ({guardian_contacts})")
+                  f" OR contact_sis_id IN (SELECT sis_id FROM guardian_contacts)")
     return {
         "schools": f"SELECT {select('schools')} FROM {d['schools']} r",
         "terms": f"SELECT {select('terms')} FROM {d['terms']} r",
@@ -78,7 +94,7 @@ def statements() -> dict[str, str]:
                         WHERE lower(trim(status, {BLANK})) = 'active' AND len(grades) > 0
                           AND NOT {missing(MAPPED['given_name'])} AND NOT {missing(MAPPED['family_name'])}""",
         "staff": f"""SELECT {select('staff', STAFF_MAPPED)} FROM {d['staff']} r
-                     WHERE {P}sis_id IN ({teachers})
+                     WHERE {P}sis_id IN (SELECT sis_id FROM teachers)
                        AND NOT {missing(MAPPED['given_name'])} AND NOT {missing(MAPPED['family_name'])}""",
         "contacts": f"""SELECT {select('contacts', CONTACT_MAPPED)} FROM {d['contacts']} r
                         WHERE sis_id IN (SELECT contact_sis_id FROM ({kept_links}))""",
@@ -95,6 +111,72 @@ def statements() -> dict[str, str]:
         "demographics": f"""SELECT {select('demographics')} FROM {d['demographics']} r
                             WHERE {P}sis_id IN (SELECT sis_id FROM base.students)""",
     }
+
+
+LEFT_OUT = ": the record is left out"
+
+
+def left_out() -> dict[str, str]:
+    """Per entity, the statement reporting each record the settings and filters left out, why, and
+    the message our filtered stage writes (the first reason wins, in our stage's order)."""
+    d = {e: DEDUPED.format(entity=e) for e in ENTITIES}
+    kept_students, dropped_students, dropped_staff = (
+        f"SELECT sis_id FROM {name}" for name in ("kept_students", "dropped_students", "dropped_staff"))
+    guardian = (f"coalesce(lower(trim(r.custodial, {BLANK})) = 'true'"
+                f" OR r.contact_sis_id IN (SELECT sis_id FROM guardian_contacts), false)")
+    kept_links = (f"SELECT {P}contact_sis_id FROM {d['student_contacts']} r"
+                  f" WHERE {guardian} AND {P}student_sis_id IN ({kept_students})")
+
+    def filtered_out(column: str, target: str) -> str:
+        return (f"{sql_text(column + ' ')} || {f.quoted(P + 'r.' + column)}"
+                f" || {sql_text(f' is filtered out of {target}' + LEFT_OUT)}")
+
+    def insert(entity: str, rule: str, attribute: str, message: str, where: str = "true") -> str:
+        return (f"INSERT INTO base_issues (record_id, attribute, rule, message)"
+                f" SELECT {P}r.sis_id, {attribute}, {rule}, {message} FROM {d[entity]} r WHERE {where}")
+
+    def insert_ids(ids: str, rule: str, message: str) -> str:
+        return (f"INSERT INTO base_issues (record_id, attribute, rule, message)"
+                f" SELECT sis_id, NULL, {sql_text(rule)}, {sql_text(message)} FROM {ids}")
+
+    user = f"{P}r.user_sis_id"
+    student_gone, staff_gone = f"{user} IN ({dropped_students})", f"{user} IN ({dropped_staff})"
+    enrollment_gone = (f"NOT coalesce(TRY_CAST(r.end_date AS DATE) > DATE '2026-01-01', false)"
+                       f" AND {user} NOT IN ({kept_students})")
+    return {
+        "students": insert_ids("dropped_students", "filter_rules",
+                               "matches no filter rule of students (enrolled)" + LEFT_OUT),
+        "staff": insert_ids("dropped_staff", "staff_scope", "teaches no class (staff_scope: active_teachers_only)" + LEFT_OUT),
+        "student_contacts": insert(
+            "student_contacts", f"CASE WHEN NOT {guardian} THEN 'emergency_contacts' ELSE 'include_linked' END",
+            f"CASE WHEN {guardian} THEN 'student_sis_id' END",
+            f"CASE WHEN NOT {guardian} THEN "
+            + sql_text("not custodial, nor to a parent or guardian (sync_emergency_contacts: false)" + LEFT_OUT)
+            + f" ELSE {filtered_out('student_sis_id', 'students')} END",
+            f"NOT {guardian} OR {P}r.student_sis_id IN ({dropped_students})"),
+        "contacts": insert("contacts", "'no_linked_student'", "NULL",
+                           sql_text("no linked student is synced: the contact is left out"),
+                           f"{P}r.sis_id NOT IN ({kept_links})"),
+        "enrollments": insert(
+            "enrollments", f"CASE WHEN {student_gone} OR {staff_gone} THEN 'include_linked' ELSE 'filter_rules' END",
+            f"CASE WHEN {student_gone} OR {staff_gone} THEN 'user_sis_id' END",
+            f"CASE WHEN {student_gone} THEN {filtered_out('user_sis_id', 'students')}"
+            f" WHEN {staff_gone} THEN {filtered_out('user_sis_id', 'staff')}"
+            f" ELSE {sql_text('matches no filter rule of enrollments (current)' + LEFT_OUT)} END",
+            f"{student_gone} OR {staff_gone} OR ({enrollment_gone})"),
+        "demographics": insert("demographics", "'include_linked'", "'sis_id'", filtered_out("sis_id", "students"),
+                               f"{P}r.sis_id IN ({dropped_students})"),
+    }
+
+
+def tobedeleted(entity: str) -> list[str]:
+    """Report the records of ``base.<entity>`` to be deleted, then delete them: the tables made
+    after it join to it, so what needs them leaves too."""
+    status = f"lower(trim(status, {BLANK})) IN ('tobedeleted', 'inactive')"
+    message = f"'status ' || {f.quoted('status')} || ' marks the record to be deleted: it is left out'"
+    return [f"INSERT INTO base_issues (record_id, attribute, rule, message)"
+            f" SELECT sis_id, 'status', 'tobedeleted', {message} FROM base.{entity} WHERE {status}",
+            f"DELETE FROM base.{entity} WHERE {status}"]
 
 
 def issues(entity: str) -> str:
@@ -122,7 +204,7 @@ def issues(entity: str) -> str:
         start, end = f.DATE_ORDER[entity]
         checks.append(f"SELECT sis_id, '{end}', 'date_order' FROM base.{entity}"
                       f" WHERE TRY_CAST({end} AS DATE) < TRY_CAST({start} AS DATE)")
-    return f"INSERT INTO base_issues {' UNION ALL '.join(checks)}"
+    return f"INSERT INTO base_issues (record_id, attribute, rule) {' UNION ALL '.join(checks)}"
 
 
 def sql_text(value: str) -> str:
@@ -137,10 +219,17 @@ def run_baseline(warehouse_path: str) -> tuple[dict[str, int], int]:
     """Write ``base.*`` and the issues; rows per entity, and the issues found."""
     con = duckdb.connect(warehouse_path, config={"memory_limit": "1GB", "preserve_insertion_order": False})
     con.execute("CREATE SCHEMA base")
-    con.execute("CREATE TABLE base_issues (record_id VARCHAR, attribute VARCHAR, rule VARCHAR)")
+    con.execute("CREATE TABLE base_issues (record_id VARCHAR, attribute VARCHAR, rule VARCHAR, message VARCHAR)")
     staged = {}
+    reports = left_out()
+    for name, select in shared_sets().items():
+        con.execute(f"CREATE TEMP TABLE {name} AS {select}")
     for entity, statement in statements().items():
         con.execute(f"CREATE TABLE base.{entity} AS {statement}")
+        for sql in tobedeleted(entity):
+            con.execute(sql)
+        if entity in reports:
+            con.execute(reports[entity])
         con.execute(issues(entity))
         (staged[entity],) = con.execute(f"SELECT count(*) FROM base.{entity}").fetchone()
     con.execute(f"UPDATE base.demographics SET birth_date = '****' WHERE NOT {missing('birth_date')}")

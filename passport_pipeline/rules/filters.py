@@ -19,9 +19,17 @@ Reads ``staging.<source>__<entity>__mapped`` and writes ``staging.<source>__<ent
    above always carry. Contacts belong to their students: a contact left with no student link
    is dropped. A reference to an id no mapped table holds is left for the next stage to report.
 
-Filtering is intended, not a data problem: no issues are raised; the report counts the rows each
-reason dropped. Each entity's dropped ids and reasons go to a temporary table that the entities
-after it semi-join, so a district of any size is two passes of set-based SQL per entity.
+A decision that needs another entity's records is taken only when that entity is known
+(:mod:`.known`): with enrollments unknown, a staff member's own role says whether they teach;
+with contacts unknown, only a link's own custodial flag makes it a guardian's; with contact links
+unknown, no contact is dropped for having none.
+
+Every record left out gets an issue of severity Skipped saying why, one rule per reason
+(:data:`RULES`): filtering is intended, not a data problem, but a district admin must be able to
+see where each record went. The report counts the rows each reason dropped. Each entity's
+dropped ids, reasons and messages go to a temporary table that the entities after it semi-join
+and the issues are copied from, so a district of any size is two passes of set-based SQL per
+entity, and one insert of its issues.
 A term's decision does not pass to the terms below it (``parent_sis_id``): each term is judged
 by the rules on its own, as its school year and dates are its own attributes.
 """
@@ -39,6 +47,9 @@ from passport_pipeline.entities import ENTITIES, TEXT_LIST
 from passport_pipeline.entities import links as entity_links
 from passport_pipeline.rules.conditions import filter_sql
 from passport_pipeline.rules.expressions import BLANKS
+from passport_pipeline.rules.formats import quoted
+from passport_pipeline.rules.issues import SKIPPED, clear_issues, record_issues
+from passport_pipeline.rules.known import UNKNOWN_FACT, unknown_entities, unknown_fact
 from passport_pipeline.rules.report import EntityCounts, StageReport
 from passport_pipeline.rules.tables import existing_tables, replace_relation, stage_table, staging_columns
 from passport_pipeline.warehouse.connection import Warehouse
@@ -50,6 +61,8 @@ FILTER_RULES = "filter rules"
 NO_LINKED_STUDENT = "no linked student"
 SETTING_REASONS = (STAFF_SCOPE, EMERGENCY_CONTACTS_OFF)
 """Drops by an advanced setting: they reach linked records whatever ``include_linked`` says."""
+RULES = ("staff_scope", "emergency_contacts", "filter_rules", "include_linked", "no_linked_student")
+"""The rules of this stage's issues (all Skipped), one per reason a record is left out."""
 
 GUARDIAN_ROLES = ["parent", "guardian"]
 OPTIONAL_REFERENCES = frozenset({"primary_school_sis_id"})
@@ -57,6 +70,18 @@ OPTIONAL_REFERENCES = frozenset({"primary_school_sis_id"})
 BELONGING = frozenset({"enrollments", "student_contacts", "demographics"})
 """Records that only describe the records they link (a class's enrollments, a student's contact
 links and demographics): a kept record keeps these even when their own rules would drop them."""
+
+
+@dataclass(frozen=True)
+class Drop:
+    """One way a record may be left out: the SQL condition on the record ``m``, the reason the
+    report counts, and the issue it raises (``message`` is SQL over ``m``)."""
+
+    when: str
+    reason: str
+    rule: str
+    attribute: str | None
+    message: str
 
 
 @dataclass(frozen=True)
@@ -81,18 +106,21 @@ def links(entity: str) -> list[Link]:
 def filter_records(warehouse: Warehouse, source: Source, run_id: str, today: dt.date) -> StageReport:
     """Write the filtered table of every entity of ``source``, in one transaction.
 
-    ``today`` is the day ``is_past`` and ``is_future`` compare with. ``run_id`` names the run;
-    the stage raises no issues, so re-running it with the same mapped tables gives the same tables.
+    ``today`` is the day ``is_past`` and ``is_future`` compare with. The issues of ``run_id``
+    this stage raised before are replaced, so re-running it with the same mapped tables gives the
+    same tables and issues.
     """
     report = StageReport("filtered", source.name, facts={"today": today.isoformat()})
     with warehouse.writing() as con:
         con.execute("BEGIN")
         try:
-            filtering = _Filtering(con, source, today)
+            clear_issues(con, run_id=run_id, source=source.name, rules=RULES)
+            filtering = _Filtering(con, source, run_id, today)
             for entity in source.entities:
                 report.entities[entity] = filtering.filter(entity)
-                if entity == "student_contacts" and "contacts" in source.entities:
+                if entity == "student_contacts" and "contacts" in source.entities and filtering.usable(entity):
                     filtering.drop_contacts_without_students(report.entities["contacts"])
+            report.facts[UNKNOWN_FACT] = unknown_fact(source, filtering.unknown)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -130,8 +158,9 @@ class _Query:
 class _Filtering:
     """One run of the stage over one source: the entities decided so far and what they dropped."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source: Source, today: dt.date):
-        self.con, self.source, self.today = con, source, today
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: Source, run_id: str, today: dt.date):
+        self.con, self.source, self.run_id, self.today = con, source, run_id, today
+        self.unknown = unknown_entities(con, source)
         self.dropped: dict[str, dict[str, int]] = {}
         existing = existing_tables(con)
         self.inputs: dict[str, str] = {}
@@ -143,24 +172,42 @@ class _Filtering:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {mapped} ({columns})")
             self.inputs[entity] = mapped
 
+    def usable(self, entity: str) -> bool:
+        """Whether decisions may rest on the records of ``entity``: it is extracted and known."""
+        return entity in self.inputs and entity not in self.unknown
+
     def filter(self, entity: str) -> EntityCounts:
-        """Decide ``entity``'s records, write its filtered table, and count what each reason dropped."""
+        """Decide ``entity``'s records, write its filtered table and its issues, and count what
+        each reason dropped."""
         self.dropped[entity] = self._decide(entity)
         self._write(entity)
-        return EntityCounts(rows_in=self._count(self.inputs[entity]), rows_out=self._count(self._output(entity)),
-                            dropped=dict(self.dropped[entity]))
+        counts = EntityCounts(rows_in=self._count(self.inputs[entity]), rows_out=self._count(self._output(entity)),
+                              dropped=dict(self.dropped[entity]))
+        if self.dropped[entity]:
+            record_issues(self.con, run_id=self.run_id, source=self.source.name, entity=entity,
+                          select=f"SELECT sis_id, attribute, rule, $skipped, message FROM {_gone(entity)}",
+                          params={"skipped": SKIPPED})
+            counts.issues = {f"{rule} ({SKIPPED})": n for rule, n in self.con.execute(
+                f"SELECT rule, count(*) FROM {_gone(entity)} GROUP BY rule ORDER BY rule").fetchall()}
+        return counts
 
     def _decide(self, entity: str) -> dict[str, int]:
-        """Put the records of ``entity`` to drop, with why, in its gone table; how many per reason."""
+        """Put the records of ``entity`` to drop, with why (reason, rule, attribute, message), in
+        its gone table; how many per reason. The message is made for the dropped records only."""
         query = _Query()
         cases = self._drops(entity, query)
         if not cases:
             return {}
-        reason = "CASE " + " ".join(f"WHEN {when} THEN {query.param(why)}" for when, why in cases) + " END"
+        which = " ".join(f"WHEN {drop.when} THEN {n}" for n, drop in enumerate(cases, 1))
+        message = " ".join(f"WHEN {n} THEN {drop.message}" for n, drop in enumerate(cases, 1))
+        reasons, rules, attributes = (query.param([getattr(drop, field) for drop in cases])
+                                      for field in ("reason", "rule", "attribute"))
         self.con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {_gone(entity)} AS SELECT sis_id, reason
-                FROM (SELECT m.sis_id, {reason} AS reason FROM {query.relation(self.inputs[entity])})
-                WHERE reason IS NOT NULL""",
+            f"""CREATE OR REPLACE TEMP TABLE {_gone(entity)} AS
+                SELECT sis_id, {reasons}[drop_case] AS reason, {rules}[drop_case] AS rule,
+                       {attributes}[drop_case] AS attribute, CASE drop_case {message} END AS message
+                FROM (SELECT m.*, CASE {which} END AS drop_case FROM {query.relation(self.inputs[entity])}) AS m
+                WHERE drop_case IS NOT NULL""",
             query.params,
         )
         return dict(self.con.execute(
@@ -176,22 +223,26 @@ class _Filtering:
         without = (f" ANTI JOIN {_gone(entity)} AS gone ON gone.sis_id IS NOT DISTINCT FROM m.sis_id"
                    if self.dropped[entity] else "")
         unchanged = not (without or rewritten) and self.inputs[entity] == stage_table("mapped", self.source.name, entity)
-        may_lose_contacts = entity == "contacts" and "student_contacts" in self.inputs
+        may_lose_contacts = entity == "contacts" and self.usable("student_contacts")
         replace_relation(self.con, self._output(entity), f"SELECT {select} FROM {query.relation(self.inputs[entity])}{without}",
                          query.params, view=unchanged and not may_lose_contacts)
 
     def drop_contacts_without_students(self, counts: EntityCounts) -> None:
         """Drop the contacts that no kept student-contact link names: contacts belong to their students."""
-        (dropped,) = self.con.execute(
-            f"""DELETE FROM {self._output("contacts")} AS c WHERE NOT EXISTS (
-                    SELECT 1 FROM {self._output("student_contacts")} AS l WHERE l.contact_sis_id = c.sis_id)"""
-        ).fetchone()
+        unlinked = (f"FROM {self._output('contacts')} AS c WHERE NOT EXISTS (SELECT 1 FROM"
+                    f" {self._output('student_contacts')} AS l WHERE l.contact_sis_id = c.sis_id)")
+        record_issues(self.con, run_id=self.run_id, source=self.source.name, entity="contacts",
+                      select=f"SELECT c.sis_id, NULL, $rule, $skipped, $message {unlinked}",
+                      params={"rule": "no_linked_student", "skipped": SKIPPED,
+                              "message": "no linked student is synced: the contact is left out"})
+        (dropped,) = self.con.execute(f"DELETE {unlinked}").fetchone()
         if dropped:
             counts.dropped[NO_LINKED_STUDENT] = dropped
+            counts.issues[f"no_linked_student ({SKIPPED})"] = dropped
             counts.rows_out -= dropped
 
-    def _drops(self, entity: str, query: _Query) -> list[tuple[str, str]]:
-        """``(condition, reason)`` for each way a record of ``entity`` may be dropped, first match wins."""
+    def _drops(self, entity: str, query: _Query) -> list[Drop]:
+        """Each way a record of ``entity`` may be dropped, first match wins."""
         cases = []
         setting = self._setting(entity, query)
         if setting:
@@ -203,33 +254,45 @@ class _Filtering:
             column = "m." + ident(link.column)
             if link.many:
                 when = f"len({column}) > 0 AND len({_remaining(column, query.id_list(gone))}) = 0"
+                message = query.param(f"every one of {link.column} is filtered out of {link.target}: "
+                                      "the record is left out")
             else:
                 when = f"{column} IN ({gone})"
-            cases.append((when, f"linked {link.target} dropped"))
+                message = (f"{query.param(link.column + ' ')} || {quoted(column)}"
+                           f" || {query.param(f' is filtered out of {link.target}: the record is left out')}")
+            cases.append(Drop(when, f"linked {link.target} dropped", "include_linked", link.column, message))
         entity_filter = self.source.filters.get(entity)
         if entity_filter and entity_filter.rules:
             when = f"NOT {filter_sql(entity_filter, entity, query.params, self.today)}"
             kept_by_link = self._kept_by_link(entity, query)
-            cases.append((f"{when} AND NOT {kept_by_link}" if kept_by_link else when, FILTER_RULES))
+            names = ", ".join(rule.name for rule in entity_filter.rules if rule.name)
+            message = f"matches no filter rule of {entity}{f' ({names})' if names else ''}: the record is left out"
+            cases.append(Drop(f"{when} AND NOT {kept_by_link}" if kept_by_link else when, FILTER_RULES,
+                              "filter_rules", None, query.param(message)))
         return cases
 
-    def _setting(self, entity: str, query: _Query) -> tuple[str, str] | None:
+    def _setting(self, entity: str, query: _Query) -> Drop | None:
         """The staff scope or emergency contacts drop of ``entity``, when the setting applies to it."""
         advanced = self.source.advanced
         if entity == "staff" and advanced.staff_scope == "active_teachers_only":
             teacher = query.param("teacher")
-            if "enrollments" in self.inputs:
+            if self.usable("enrollments"):
                 teaches = (f"m.sis_id IN (SELECT user_sis_id FROM {self.inputs['enrollments']}"
                            f" WHERE {_text('role', query)} = {teacher})")
+                message = "teaches no class (staff_scope: active_teachers_only): the record is left out"
             else:
                 teaches = f"{_text('m.role', query)} = {teacher}"
-            return f"NOT coalesce({teaches}, false)", STAFF_SCOPE
+                message = "role is not teacher (staff_scope: active_teachers_only): the record is left out"
+            return Drop(f"NOT coalesce({teaches}, false)", STAFF_SCOPE, "staff_scope", None, query.param(message))
         if entity == "student_contacts" and not advanced.sync_emergency_contacts:
             guardian = f"{_text('m.custodial', query)} = {query.param('true')}"
-            if "contacts" in self.inputs:
+            if self.usable("contacts"):
                 guardian += (f" OR m.contact_sis_id IN (SELECT sis_id FROM {self.inputs['contacts']}"
                              f" WHERE list_contains({query.param(GUARDIAN_ROLES)}, {_text('role', query)}))")
-            return f"NOT coalesce({guardian}, false)", EMERGENCY_CONTACTS_OFF
+            message = ("not custodial, nor to a parent or guardian (sync_emergency_contacts: false): "
+                       "the record is left out")
+            return Drop(f"NOT coalesce({guardian}, false)", EMERGENCY_CONTACTS_OFF, "emergency_contacts", None,
+                        query.param(message))
         return None
 
     def _carried(self, target: str, query: _Query) -> str | None:

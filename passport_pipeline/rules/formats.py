@@ -48,9 +48,17 @@ CONTACT_ROLES = ["parent", "guardian", "relative"]
 ENROLLMENT_ROLES = ["student", "teacher", "administrator", "aide", "proctor"]
 SEXES = ["male", "female", "other", "unspecified"]
 
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-EMAIL = rf"[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+"
-"""An e-mail address as web forms accept it (HTML's rule), with a dot in the domain."""
+_UTF8 = ("\u00a1-\u167f\u1681-\u1fff\u200b-\u2027\u202a-\u202e\u2030-\u205e\u2060-\u2fff"
+         "\u3001-\ud7ff\ue000-\ufefe\uff00-\U0010ffff")
+"""Ranges of a character class: the characters beyond ASCII (RFC 6531's UTF8-non-ascii), but not
+control characters or spaces (no-break, ideographic...), which are no part of an address. The
+string holds the characters themselves, not escapes, so Python's and DuckDB's (RE2) regular
+expressions read it alike."""
+_LABEL = rf"[A-Za-z0-9{_UTF8}](?:[A-Za-z0-9{_UTF8}-]{{0,61}}[A-Za-z0-9{_UTF8}])?"
+EMAIL = rf"[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~{_UTF8}-]+@{_LABEL}(?:\.{_LABEL})+"
+"""An e-mail address as web forms accept it (HTML's rule), with a dot in the domain, and
+internationalized (RFC 6531): UTF-8 in the local part (``andrés.allen@example.org``) and in the
+domain's labels (``用户@例子.广告``)."""
 YEAR = r"[0-9]{4}"
 _DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 

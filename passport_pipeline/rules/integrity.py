@@ -2,13 +2,15 @@
 
 A reference is checked against the referenced entity's staged table, the candidate roster this
 stage already wrote for it (entities are staged in dependency order), so a record left out takes
-the records that need it along: a skipped class skips its enrollments. An entity referring to
-itself (a term's parent term) is checked against its own records.
+the records that need it along: a skipped class skips its enrollments. A record leaving as
+tobedeleted, or with one, is not "no record": :mod:`.tobedeleted` reports the references to it.
+An entity referring to itself (a term's parent term) is checked against its own records.
 
 Which references exist: :func:`passport_pipeline.entities.links` (a list column refers through
-each element; an enrollment's user is a student or a staff member). A reference into an
-entity the source does not extract is not checked: unknown there is not missing. NULL or blank
-references are the data requirements' business, not this check's.
+each element; an enrollment's user is a student or a staff member). A reference into an entity
+that is not known (:mod:`.known`: not extracted completely by its latest extraction, or not
+extracted at all) is not checked: unknown there is not missing. NULL or blank references are the
+data requirements' business, not this check's.
 """
 
 from __future__ import annotations
@@ -19,34 +21,38 @@ from passport_pipeline.entities import ENTITIES, TEXT_LIST, links
 from passport_pipeline.rules.expressions import BLANKS
 from passport_pipeline.rules.formats import quoted
 from passport_pipeline.rules.issues import ERROR, SKIPPED
-from passport_pipeline.rules.tables import stage_table
+from passport_pipeline.rules.tables import leaving_table, stage_table
 from passport_pipeline.warehouse.sql import ident
 
+
 def leaves_out(column: str, requirement: str) -> bool:
-    """Whether an unknown reference leaves its record out: when the reference is required
-    (``skip_if_missing``), or when it is the record's own id (demographics of a student)."""
+    """Whether a reference naming no record, or a leaving one, leaves its record out: when the
+    reference is required (``skip_if_missing``), or when it is the record's own id (demographics
+    of a student)."""
     return column == "sis_id" or requirement == "skip_if_missing"
 
 
-def reference_findings(entity: str, records: str, *, source: str, extracted: Collection[str],
+def reference_findings(entity: str, records: str, *, source: str, known: Collection[str],
                        requirements: Mapping[str, str]) -> list[tuple[str, dict]]:
     """``(select, params)`` queries of findings ``(record_id, attribute, rule, severity,
-    message)``, rule ``referential``, for the unknown references of ``records`` (a quoted table of
-    ``entity`` from ``source``), given the entities ``extracted`` and the effective
-    ``requirements`` of ``entity``."""
+    message)``, rule ``referential``, for the references of ``records`` (a quoted table of
+    ``entity`` from ``source``) naming no record, given the ``known`` entities (staged before
+    ``entity``, with their leaving tables) and the effective ``requirements`` of ``entity``."""
     found = []
     for column, targets in links(entity).items():
-        if not all(target in extracted for target in targets):
+        if not all(target in known for target in targets):
             continue
-        known = " UNION ALL ".join(
-            f"SELECT sis_id FROM {records if target == entity else stage_table('staged', source, target)}"
+        known_ids = " UNION ALL ".join(
+            f"SELECT sis_id FROM {records}" if target == entity else
+            f"SELECT sis_id FROM {stage_table('staged', source, target)}"
+            f" UNION ALL SELECT sis_id FROM {leaving_table(target)}"
             for target in targets)
         skipped = leaves_out(column, requirements.get(column, "include"))
         params = {"attribute": column, "rule": "referential", "severity": SKIPPED if skipped else ERROR,
                   "blanks": BLANKS, "names": f"names no record of {' or '.join(targets)}",
                   "outcome": ": the record is left out" if skipped else ": the record is kept"}
-        found.append((_unknown(ident(column), ENTITIES[entity].all_columns[column] == TEXT_LIST, records, known),
-                      params))
+        found.append((_unknown(ident(column), ENTITIES[entity].all_columns[column] == TEXT_LIST, records,
+                               known_ids), params))
     return found
 
 

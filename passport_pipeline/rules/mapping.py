@@ -13,9 +13,11 @@ things at once:
   with the records linked to what was dropped here (enrollments of a dropped class or user,
   contact links and demographics of a dropped student, contacts left with no student).
 
-Dropped records are counted per reason; no issues are raised (an unmapped school is a setting,
-not bad data). A reference to an id that is nowhere in raw is kept: a later stage's referential
-checks report it.
+Dropped records are counted per reason, and each gets an issue of severity Skipped saying why
+(:data:`RULES`): an unmapped school is a setting, not bad data, but a district admin must be able
+to see where each record went. The newer and older versions of one record (``duplicate rows``)
+are not records left out. A reference to an id that is nowhere in raw is kept: a later stage's
+referential checks report it.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from passport_pipeline.config import Source
 from passport_pipeline.config.rules import mappable
 from passport_pipeline.entities import ENTITIES, TEXT_LIST, links
 from passport_pipeline.rules.expressions import effective_mapping, to_sql, uses_payload
+from passport_pipeline.rules.formats import quoted
+from passport_pipeline.rules.issues import SKIPPED, clear_issues, record_issues
 from passport_pipeline.rules.report import EntityCounts, StageReport
 from passport_pipeline.rules.tables import existing_tables, schools_mapping_table, stage_table, staging_columns
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.raw import LANDING_COLUMNS, raw_table
-from passport_pipeline.warehouse.sql import ident
+from passport_pipeline.warehouse.sql import ident, param
 
 ORDER = ("schools", "terms", "courses", "classes", "students", "staff", "student_contacts", "contacts",
          "enrollments", "demographics")
@@ -48,28 +52,35 @@ LINKS = {
 
 DUPLICATE, UNMAPPED, MERGED, LINKED = (
     "duplicate rows", "unmapped school", "merged into one Passport school", "linked to unmapped school")
+RULES = {UNMAPPED: "unmapped_school", MERGED: "merged_school", LINKED: "linked_to_unmapped_school"}
+"""The rule of the issues of the records left out for each reason (all Skipped)."""
 
 SCHOOL_TARGETS = ident("temp", "school_targets")
-WORK_COLUMNS = "unmapped_school, merged_school, drop_reason"
+WORK_COLUMNS = "unmapped_school, merged_school, drop_reason, record_id, school_ref"
 
 
 def map_attributes(warehouse: Warehouse, source: Source, run_id: str) -> StageReport:
     """Write ``stage_table("mapped", source.name, entity)`` for every entity of ``source``.
 
     Reads the raw tables and the schools mapping report (run ``map_schools`` first; without a
-    report nothing is rewritten or dropped for schools). ``run_id`` is every stage's argument;
-    this stage raises no issues.
+    report nothing is rewritten or dropped for schools). The issues of ``run_id`` this stage
+    raised before are replaced by this run's.
     """
     report = StageReport("mapped", source.name)
     with warehouse.writing() as con:
         con.execute("BEGIN")
         try:
+            clear_issues(con, run_id=run_id, source=source.name, rules=RULES.values())
             tables = existing_tables(con)
             params = {"source": source.name, "prefix": source.sis_id_prefix}
             params.update(_load_school_targets(con, source, tables))
             dropped: set[str] = set()
             for entity in (e for e in ORDER if e in source.entities):
                 report.entities[entity] = _map_entity(con, source, entity, tables, params, dropped)
+                counts = report.entities[entity]
+                for reason in sorted(counts.dropped.keys() & RULES.keys()):
+                    _record_left_out(con, source, entity, reason, dropped, run_id)
+                    counts.issues[f"{RULES[reason]} ({SKIPPED})"] = counts.dropped[reason]
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -156,7 +167,7 @@ def _map_entity(con, source, entity: str, tables: set[str], params: dict, droppe
     counts = EntityCounts(rows_in=rows_in, rows_out=rows_out)
     has_schools = "schools" in ENTITIES[entity].references.values()
     if entity == "schools" or linked or (has_schools and params["unmapped_schools"]):
-        kept = ", ".join(ident(c) for c in ("sis_id", *ENTITIES[entity].references))
+        kept = ", ".join(ident(c) for c in dict.fromkeys(("sis_id", *links(entity), "record_id", "school_ref")))
         execute(con, f"CREATE OR REPLACE TEMP TABLE {_dropped(entity)} AS"
                      f" SELECT {kept}, drop_reason FROM ({decided}) WHERE drop_reason IS NOT NULL", params)
         dropped.add(entity)
@@ -180,9 +191,7 @@ def _decided(source, entity: str, tables: set[str], params: dict, linked: str) -
     payload = ["payload"] if any(uses_payload(e) for e in mapping.values()) else []
     records = newest_records(raw_records(source.name, entity, tables), [*spec.all_columns, *payload])
     ids = {"sis_id", *links(entity), *PARENT_ORGS.get(entity, ())}
-    school_refs = [c for c, target in spec.references.items() if target == "schools"]
-    school_list = next((c for c in school_refs if spec.all_columns[c] == TEXT_LIST), None)
-    school_key = "sis_id" if entity == "schools" else next((c for c in school_refs if c != school_list), None)
+    school_list, school_key = _school_columns(entity)
 
     columns = {}
     for name, kind in staging_columns(entity).items():
@@ -205,6 +214,8 @@ def _decided(source, entity: str, tables: set[str], params: dict, linked: str) -
         columns["unmapped_school"] = "coalesce(st.school_unmapped, false)" if school_key else "false"
     merged = "st.school_target IS NOT NULL AND row_number() OVER (PARTITION BY st.school_target ORDER BY r.sis_id) > 1"
     columns["merged_school"] = merged if entity == "schools" else "false"
+    columns["record_id"] = prefixed("r.sis_id")
+    columns["school_ref"] = f"r.{ident(school_key)}" if school_key else "NULL"
 
     join = ""
     if school_key:
@@ -222,6 +233,49 @@ def _decided(source, entity: str, tables: set[str], params: dict, linked: str) -
     return f"SELECT *{distinct}, {reason} AS drop_reason FROM ({mapped})"
 
 
+def _school_columns(entity: str) -> tuple[str | None, str | None]:
+    """The school reference of ``entity`` that is a list, and the one that is one id (for schools,
+    their own id): ``(school_list, school_key)``, None where there is none."""
+    spec = ENTITIES[entity]
+    school_refs = [c for c, target in spec.references.items() if target == "schools"]
+    school_list = next((c for c in school_refs if spec.all_columns[c] == TEXT_LIST), None)
+    school_key = "sis_id" if entity == "schools" else next((c for c in school_refs if c != school_list), None)
+    return school_list, school_key
+
+
+def _record_left_out(con, source, entity: str, reason: str, dropped: set[str], run_id: str) -> None:
+    """Raise the issue of each ``entity`` record dropped here for ``reason``: one insert from its
+    dropped table, with a message saying why."""
+    school_list, school_key = _school_columns(entity)
+    params = {"rule": RULES[reason], "reason": reason, "skipped": SKIPPED}
+    outcome = "': the record is left out'"
+    if reason == MERGED:
+        attribute, message = "'sis_id'", (f"'school ' || {quoted('school_ref')} || ' is merged into Passport school '"
+                                          f" || {quoted('sis_id')} || ': only that school is synced'")
+    elif reason == UNMAPPED and entity == "schools":
+        attribute, message = "'sis_id'", (f"'school ' || {quoted('school_ref')}"
+                                          " || ' is not in the schools mapping: its data is left out'")
+    elif reason == UNMAPPED and school_list:
+        attribute = param(params, school_list)
+        message = f"'none of ' || {attribute} || ' is a school in the schools mapping' || {outcome}"
+    elif reason == UNMAPPED:
+        attribute = param(params, school_key)
+        message = (f"{attribute} || ' ' || {quoted('school_ref')}"
+                   f" || ' is a school not in the schools mapping' || {outcome}")
+    else:
+        cases = _links_dropped(source.name, entity, dropped)
+        attribute = "CASE " + " ".join(f"WHEN {when} THEN {param(params, column)}" for column, when in cases) + " END"
+        message = "CASE " + " ".join(
+            f"WHEN {when} THEN {param(params, column + ' ')} || {quoted(ident(column))}"
+            f" || ' is left out with an unmapped school' || {outcome}" if column else
+            f"WHEN {when} THEN 'every student of the contact is left out with an unmapped school:"
+            " the contact is left out'"
+            for column, when in cases) + " END"
+    record_issues(con, run_id=run_id, source=source.name, entity=entity, params=params,
+                  select=f"SELECT record_id, {attribute}, $rule, $skipped, {message} FROM {_dropped(entity)}"
+                         " WHERE drop_reason = $reason")
+
+
 def _mapped_schools(sql: str) -> str:
     """A list of school ids without the unmapped ones."""
     return f"list_filter({sql}, lambda school: list_contains(CAST($unmapped_schools AS VARCHAR[]), school) IS NOT TRUE)"
@@ -235,13 +289,19 @@ def _passport_school(school: str) -> str:
 
 def _linked(source: str, entity: str, dropped: set[str]) -> str:
     """The condition (on mapped columns) that a record is linked to one dropped here; '' if none can be."""
-    found = [f"{ident(column)} IN (SELECT sis_id FROM {_dropped(target)})"
+    return " OR ".join(when for _, when in _links_dropped(source, entity, dropped))
+
+
+def _links_dropped(source: str, entity: str, dropped: set[str]) -> list[tuple[str | None, str]]:
+    """``(column, condition)``: each way a record of ``entity`` is linked to one dropped here (for
+    a contact, column None: every link of it was dropped)."""
+    found = [(column, f"{ident(column)} IN (SELECT sis_id FROM {_dropped(target)})")
              for column, target in LINKS.get(entity, ()) if target in dropped]
     if entity == "contacts" and "student_contacts" in dropped:
         contact_links = stage_table("mapped", source, "student_contacts")
-        found.append(f"(sis_id IN (SELECT contact_sis_id FROM {_dropped('student_contacts')}) AND sis_id NOT IN"
-                     f" (SELECT contact_sis_id FROM {contact_links} WHERE contact_sis_id IS NOT NULL))")
-    return " OR ".join(found)
+        found.append((None, f"(sis_id IN (SELECT contact_sis_id FROM {_dropped('student_contacts')}) AND sis_id NOT IN"
+                            f" (SELECT contact_sis_id FROM {contact_links} WHERE contact_sis_id IS NOT NULL))"))
+    return found
 
 
 def _dropped(entity: str) -> str:

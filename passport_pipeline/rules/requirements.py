@@ -15,9 +15,11 @@ one of:
 
 Missing means NULL, blank text (only spaces, tabs, line breaks) or a list without a non-blank
 element. Then every record's values are checked for their format and its end date against its
-start date (:mod:`.formats`, Error, kept), and its references for a record the sync keeps
-(:mod:`.integrity`, Skipped when the reference is required, else Error). A record left out is
-left out of the staged table, not of the issues. The whole stage is one transaction: a crash
+start date (:mod:`.formats`, Error, kept), its status for tobedeleted and its references for a
+record leaving with one (:mod:`.tobedeleted`), and its references for a record the sync keeps
+(:mod:`.integrity`, Skipped when the reference is required, else Error) — references into the
+entities that are known (:mod:`.known`) only, which the report's facts name. A record left out
+is left out of the staged table, not of the issues. The whole stage is one transaction: a crash
 leaves the previous tables and issues as they were.
 """
 
@@ -30,12 +32,15 @@ from passport_pipeline.rules.expressions import BLANKS
 from passport_pipeline.rules.formats import date_order_findings, format_findings
 from passport_pipeline.rules.integrity import reference_findings
 from passport_pipeline.rules.issues import ERROR, SKIPPED, clear_issues, record_issues
+from passport_pipeline.rules.known import UNKNOWN_FACT, unknown_entities, unknown_fact
 from passport_pipeline.rules.report import EntityCounts, StageReport
 from passport_pipeline.rules.tables import existing_tables, stage_table, staging_columns
+from passport_pipeline.rules.tobedeleted import RULE as TOBEDELETED
+from passport_pipeline.rules.tobedeleted import tobedeleted_findings
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.sql import ident
 
-RULES = ("report_if_missing", "skip_if_missing", "format", "date_order", "referential")
+RULES = ("report_if_missing", "skip_if_missing", "format", "date_order", TOBEDELETED, "referential")
 """The rules of this stage, as they appear in ``sync.issues``."""
 
 DEFAULT_REQUIREMENTS: dict[str, dict[str, Requirement]] = {
@@ -49,6 +54,8 @@ MASK = "****"
 
 _FINDINGS = "_findings"
 _MISSING = {"report_if_missing": ERROR, "skip_if_missing": SKIPPED}
+_DROPPED = (TOBEDELETED, "skip_if_missing", "referential")
+"""Why a record was left out, for the report: the first of these rules among its Skipped issues."""
 
 
 def effective_requirements(source: Source, entity: str) -> dict[str, Requirement]:
@@ -67,19 +74,22 @@ def check_requirements(warehouse: Warehouse, source: Source, run_id: str) -> Sta
         try:
             clear_issues(con, run_id=run_id, source=source.name, rules=RULES)
             existing = existing_tables(con)
+            unknown = unknown_entities(con, source)
             for entity in ENTITIES:
                 if entity in source.entities:
-                    report.entities[entity], count = _stage(con, source, entity, run_id, existing)
+                    report.entities[entity], count = _stage(con, source, entity, run_id, existing, unknown)
                     masked += count
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
     report.facts["masked values"] = masked
+    report.facts[UNKNOWN_FACT] = unknown_fact(source, unknown)
     return report
 
 
-def _stage(con, source: Source, entity: str, run_id: str, existing: set[str]) -> tuple[EntityCounts, int]:
+def _stage(con, source: Source, entity: str, run_id: str, existing: set[str],
+           unknown: dict[str, str]) -> tuple[EntityCounts, int]:
     """Check and stage one entity; return its counts and how many values were masked."""
     records = stage_table("filtered", source.name, entity)
     if records not in existing:
@@ -87,14 +97,15 @@ def _stage(con, source: Source, entity: str, run_id: str, existing: set[str]) ->
         columns = ", ".join(f"{ident(name)} {kind}" for name, kind in staging_columns(entity).items())
         con.execute(f"CREATE OR REPLACE TEMP TABLE {records} ({columns})")
     requirements = effective_requirements(source, entity)
+    known = [e for e in source.entities if e not in unknown]
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_FINDINGS}"
                 " (record_id VARCHAR, attribute VARCHAR, rule VARCHAR, severity VARCHAR, message VARCHAR)")
     queries = [
         *_missing_findings(entity, records, requirements),
         *format_findings(con, entity, records),
         *date_order_findings(entity, records),
-        *reference_findings(entity, records, source=source.name, extracted=source.entities,
-                            requirements=requirements),
+        *tobedeleted_findings(con, entity, records, known=known, requirements=requirements),
+        *reference_findings(entity, records, source=source.name, known=known, requirements=requirements),
     ]
     for select, params in queries:
         con.execute(f"INSERT INTO {_FINDINGS} {select}", params)
@@ -149,12 +160,11 @@ def _counts(con, entity: str, records: str, staged: str, masks: list[str]) -> tu
                                    _blanks(masks)).fetchone()
     dropped = dict(con.execute(
         f"""SELECT reason, count(*) FROM (
-                SELECT CASE WHEN bool_or(rule = 'skip_if_missing') THEN 'skip_if_missing' ELSE 'referential' END
-                    AS reason
+                SELECT $reasons[min(list_position($reasons, rule))] AS reason
                 FROM {_FINDINGS} WHERE severity = $skipped GROUP BY record_id)
-            GROUP BY reason""", {"skipped": SKIPPED}).fetchall())
+            GROUP BY reason""", {"skipped": SKIPPED, "reasons": list(_DROPPED)}).fetchall())
     issues = {f"{rule} ({severity})": n for rule, severity, n in con.execute(
         f"SELECT rule, severity, count(*) FROM {_FINDINGS} GROUP BY ALL ORDER BY ALL").fetchall()}
     counts = EntityCounts(rows_in=rows_in, rows_out=rows_out, issues=issues,
-                          dropped={reason: dropped.get(reason, 0) for reason in ("skip_if_missing", "referential")})
+                          dropped={reason: dropped.get(reason, 0) for reason in _DROPPED})
     return counts, masked

@@ -21,6 +21,13 @@ def schools_mapping_table(source: str) -> str:
     return ident("staging", f"{source}__schools_mapping")
 
 
+def leaving_table(entity: str) -> str:
+    """The staged stage's temporary table of the ``entity`` records leaving as tobedeleted or with
+    one (:mod:`.tobedeleted`): ``sis_id``, ``root`` (the tobedeleted record, e.g. ``'c1' of
+    courses``) and ``own`` (its own status is tobedeleted)."""
+    return ident(f"_leaving__{entity}")
+
+
 def staging_columns(entity: str) -> dict[str, str]:
     """Columns of every stage table of ``entity``: the source's name, then the registry's columns."""
     return {"source": "VARCHAR", **ENTITIES[entity].all_columns}

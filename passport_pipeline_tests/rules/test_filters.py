@@ -4,6 +4,7 @@ and how their decisions carry to linked records."""
 from __future__ import annotations
 
 import datetime as dt
+from datetime import datetime
 import shutil
 from pathlib import Path
 
@@ -68,12 +69,14 @@ ALL_IDS = {entity: [row["sis_id"] for row in rows] for entity, rows in DISTRICT.
 
 
 @pytest.fixture(scope="module")
-def district(tmp_path_factory) -> Path:
-    """A warehouse file holding the mapped tables of ``DISTRICT``, written once per module."""
+def district(tmp_path_factory, extracted) -> Path:
+    """A warehouse file holding the mapped tables of ``DISTRICT``, every entity extracted
+    completely, written once per module."""
     path = tmp_path_factory.mktemp("district") / "warehouse.duckdb"
     with Warehouse(path) as warehouse:
         for entity, rows in DISTRICT.items():
             put(warehouse, entity, rows)
+        extracted(warehouse)
     return path
 
 
@@ -91,7 +94,8 @@ def put(warehouse: Warehouse, entity: str, rows: list[dict]) -> None:
         con.execute("BEGIN")
         con.execute(f"CREATE OR REPLACE TABLE {table} ({', '.join(f'{ident(c)} {k}' for c, k in columns.items())})")
         values = [[{**row, "source": "sis"}.get(column) for column in columns] for row in rows]
-        con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})", values)
+        if values:
+            con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})", values)
         con.execute("COMMIT")
 
 
@@ -112,13 +116,20 @@ def kept(warehouse: Warehouse, entity: str, column: str = "sis_id") -> list:
     return [value for (value,) in rows]
 
 
+def issues(warehouse) -> list[tuple]:
+    return sorted(warehouse.reading().execute(
+        "SELECT entity, record_id, attribute, rule, severity, message FROM sync.issues WHERE run_id = 'run-1'"
+    ).fetchall(), key=str)
+
+
 def run(warehouse, tmp_path, **settings):
     return filter_records(warehouse, source(tmp_path, **settings), "run-1", TODAY)
 
 
 def test_without_rules_every_record_is_kept_exactly_as_mapped(warehouse, tmp_path):
     report = run(warehouse, tmp_path)
-    assert (report.stage, report.source, report.facts) == ("filtered", "sis", {"today": "2026-03-15"})
+    assert (report.stage, report.source) == ("filtered", "sis")
+    assert report.facts == {"today": "2026-03-15", "unknown entities": "none"}
     for entity in ENTITIES:
         mapped = warehouse.reading().execute(f"SELECT * FROM {stage_table('mapped', 'sis', entity)} ORDER BY sis_id")
         filtered = warehouse.reading().execute(f"SELECT * FROM {stage_table('filtered', 'sis', entity)} ORDER BY sis_id")
@@ -390,12 +401,14 @@ def test_a_record_without_an_id_is_filtered_like_any_other(warehouse, tmp_path):
     assert kept(warehouse, "courses") == [None]
 
 
-def test_re_running_gives_the_same_tables_and_report(warehouse, tmp_path):
+def test_re_running_gives_the_same_tables_report_and_issues(warehouse, tmp_path):
     settings = {"filters": {"students": only("grades", "equals", "09")}, "advanced": {"sync_emergency_contacts": False}}
     first = run(warehouse, tmp_path, **settings)
     tables = {entity: kept(warehouse, entity) for entity in ENTITIES}
+    raised = issues(warehouse)
     assert run(warehouse, tmp_path, **settings) == first
     assert {entity: kept(warehouse, entity) for entity in ENTITIES} == tables
+    assert issues(warehouse) == raised and len(raised) == 11
 
 
 def test_a_crash_leaves_the_previous_tables(warehouse, tmp_path):
@@ -406,3 +419,73 @@ def test_a_crash_leaves_the_previous_tables(warehouse, tmp_path):
         run(warehouse, tmp_path, filters={"schools": only("name", "equals", "Lincoln")})
     assert kept(warehouse, "schools") == ["s1", "s2"]
     assert kept(warehouse, "students") == ALL_IDS["students"]
+
+
+def test_a_source_without_guardian_links_raises_an_issue_per_contact(warehouse, tmp_path):
+    """Issue 8, failure 10: a source sending no guardian links lost all its parents in staging
+    with no issue raised; the reason was only in the asset's metadata."""
+    put(warehouse, "student_contacts", [])
+    report = run(warehouse, tmp_path)
+    assert kept(warehouse, "contacts") == []
+    assert issues(warehouse) == [("contacts", f"g{n}", None, "no_linked_student", "Skipped",
+                                  "no linked student is synced: the contact is left out") for n in (1, 2, 3, 4)]
+    assert report.entities["contacts"].dropped == {"no linked student": 4}
+
+
+def test_every_record_left_out_has_an_issue_saying_why(warehouse, tmp_path, readme):
+    grade = {"attribute": "grades", "operator": "equals", "value": "09"}
+    students = {"rules": [{"name": "high school", "when": [grade]}, {"when": [{**grade, "value": "12"}]},
+                          {"name": "eighth graders of Lincoln Middle", "when": [{**grade, "value": "08"}]}]}
+    report = run(warehouse, tmp_path, advanced={"staff_scope": "active_teachers_only", "sync_emergency_contacts": False},
+                 filters={"students": students, "schools": only("name", "equals", "Lincoln")})
+    found = issues(warehouse)
+    assert all(severity == "Skipped" for *_, severity, _ in found)
+    by_rule = {}
+    for entity, _, _, rule, _, _ in found:
+        by_rule[entity, rule] = by_rule.get((entity, rule), 0) + 1
+    dropped = {(entity, reason): n for entity, counts in report.entities.items() for reason, n in counts.dropped.items()}
+    assert sorted(by_rule.values()) == sorted(dropped.values()) and sum(by_rule.values()) == len(found)
+    assert {(entity, rule.removesuffix(" (Skipped)")): n for entity, counts in report.entities.items()
+            for rule, n in counts.issues.items()} == by_rule
+    messages = {(entity, record): (attribute, rule, message) for entity, record, attribute, rule, _, message in found}
+    assert messages["staff", "p2"] == (
+        None, "staff_scope", "teaches no class (staff_scope: active_teachers_only): the record is left out")
+    assert messages["student_contacts", "l2"] == (None, "emergency_contacts", (
+        "not custodial, nor to a parent or guardian (sync_emergency_contacts: false): the record is left out"))
+    assert messages["students", "u2"] == (None, "filter_rules", (
+        "matches no filter rule of students (high school, eighth graders of Lincoln Middle): the record is left out"))
+    assert messages["students", "u3"] == ("school_sis_ids", "include_linked",
+                                          "every one of school_sis_ids is filtered out of schools: the record is left out")
+    assert messages["enrollments", "e3"] == ("class_sis_id", "include_linked",
+                                             "class_sis_id 'k2' is filtered out of classes: the record is left out")
+    assert messages["contacts", "g3"] == (None, "no_linked_student", "no linked student is synced: the contact is left out")
+    assert all(messages[record][-1] in readme for record in (
+        ("staff", "p2"), ("students", "u2"), ("enrollments", "e3"), ("contacts", "g3")))
+
+
+def test_decisions_do_not_rest_on_unknown_entities(warehouse, tmp_path, extracted):
+    """Enrollments failed, contacts absent, contact links still running: a staff member's own role
+    decides, only custody makes a guardian's link, and no contact is dropped for want of a link."""
+    put(warehouse, "student_contacts", [])
+    extracted(warehouse, ["enrollments"], run_id="run-0", status="failed", started_at=datetime(2026, 9, 2))
+    extracted(warehouse, ["contacts"], run_id="run-0", status="absent", started_at=datetime(2026, 9, 2))
+    extracted(warehouse, ["student_contacts"], run_id="run-0", status="running", started_at=datetime(2026, 9, 2))
+    report = run(warehouse, tmp_path, advanced={"staff_scope": "active_teachers_only", "sync_emergency_contacts": False})
+    assert kept(warehouse, "staff") == ["p2"], "p2's role is teacher"
+    assert kept(warehouse, "contacts") == ALL_IDS["contacts"]
+    assert [(entity, record, rule) for entity, record, _, rule, *_ in issues(warehouse)] == [
+        ("enrollments", "e2", "include_linked"), ("staff", "p1", "staff_scope")]
+    assert issues(warehouse)[1][-1] == "role is not teacher (staff_scope: active_teachers_only): the record is left out"
+    assert report.facts["unknown entities"] == (
+        "contacts (not provided by the source (absent in run 'run-0')); "
+        "student_contacts (latest extraction (run 'run-0') not complete: 1 running, of 1 scope); "
+        "enrollments (latest extraction (run 'run-0') not complete: 1 failed, of 1 scope)")
+
+
+def test_a_message_shows_a_hostile_value_as_text(warehouse, tmp_path):
+    hostile = "k'\"; DROP TABLE x; -- ünï %_"
+    put(warehouse, "classes", [{"sis_id": hostile, "title": "Art"}])
+    put(warehouse, "enrollments", [{"sis_id": "e1", "class_sis_id": hostile, "role": "student"}])
+    run(warehouse, tmp_path, filters={"classes": only("title", "equals", "Math")})
+    assert [message for entity, *_, message in issues(warehouse) if entity == "enrollments"] == [
+        f"class_sis_id '{hostile}' is filtered out of classes: the record is left out"]

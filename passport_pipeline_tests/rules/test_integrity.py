@@ -4,6 +4,7 @@ the cascade through skipped records, lists, self references and entities not ext
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -51,12 +52,14 @@ def put(warehouse, entity: str, rows: list[dict]) -> None:
 
 
 @pytest.fixture(scope="module")
-def district(tmp_path_factory) -> Path:
-    """A warehouse file holding the filtered tables of ``DISTRICT``, written once per module."""
+def district(tmp_path_factory, extracted) -> Path:
+    """A warehouse file holding the filtered tables of ``DISTRICT``, every entity extracted
+    completely, written once per module."""
     path = tmp_path_factory.mktemp("district") / "warehouse.duckdb"
     with Warehouse(path) as warehouse:
         for entity, rows in DISTRICT.items():
             put(warehouse, entity, rows)
+        extracted(warehouse)
     return path
 
 
@@ -130,7 +133,7 @@ def test_a_skipped_record_takes_its_dependents_along(warehouse, tmp_path):
     assert staged(warehouse, "enrollments") == ["e1", "e2"]
     assert [(entity, record) for entity, record, *_ in issues(warehouse)] == [
         ("enrollments", "e3"), ("enrollments", "e4")]
-    assert report.entities["enrollments"].dropped == {"skip_if_missing": 0, "referential": 2}
+    assert report.entities["enrollments"].dropped == {"tobedeleted": 0, "skip_if_missing": 0, "referential": 2}
 
 
 def test_a_cascade_runs_through_several_entities(warehouse, tmp_path):
@@ -199,3 +202,48 @@ def test_ids_are_compared_exactly(warehouse, tmp_path):
     add(warehouse, "enrollments", {"sis_id": "e3", "user_sis_id": " u1", "class_sis_id": "K1"})
     check_requirements(warehouse, make_source(tmp_path), RUN)
     assert [attribute for _, _, attribute, *_ in issues(warehouse)] == ["class_sis_id", "user_sis_id"]
+
+
+def test_a_failed_pull_is_not_blamed_on_the_data(warehouse, tmp_path, extracted):
+    """Issue 8, failure 9: with students failed, every demographics record was skipped as
+    "names no record of students". Students not extracted are unknown, not missing."""
+    put(warehouse, "students", [])
+    extracted(warehouse, ["students"], run_id="run-2", status="failed", scopes=["s1", "s2"],
+              started_at=datetime(2026, 9, 2))
+    report = check_requirements(warehouse, make_source(tmp_path), RUN)
+    assert staged(warehouse, "demographics") == ["u1"]
+    assert staged(warehouse, "enrollments") == ["e1", "e2"]
+    assert staged(warehouse, "student_contacts") == ["l1"]
+    assert issues(warehouse) == []
+    assert report.facts["unknown entities"] == (
+        "students (latest extraction (run 'run-2') not complete: 2 failed, of 2 scopes)")
+
+
+@pytest.mark.parametrize("status", ["absent", "running"])
+def test_an_entity_whose_latest_extraction_is_not_complete_is_unknown(warehouse, tmp_path, extracted, status):
+    put(warehouse, "courses", [])
+    extracted(warehouse, ["courses"], run_id="run-2", status=status, started_at=datetime(2026, 9, 2))
+    report = check_requirements(warehouse, make_source(tmp_path), RUN)
+    assert staged(warehouse, "classes") == ["k1"]
+    assert issues(warehouse) == []
+    assert report.facts["unknown entities"].startswith("courses (")
+
+
+def test_the_latest_extraction_decides(warehouse, tmp_path, extracted):
+    put(warehouse, "courses", [])
+    extracted(warehouse, ["courses"], run_id="run-0", status="failed", started_at=datetime(2026, 8, 31))
+    report = check_requirements(warehouse, make_source(tmp_path), RUN)
+    assert report.facts["unknown entities"] == "none"
+    assert issues(warehouse)[0] == ("classes", "k1", "course_sis_id", "Skipped",
+                                    "course_sis_id 'c1' names no record of courses: the record is left out")
+
+
+def test_an_entity_never_extracted_is_unknown(tmp_path, extracted):
+    with Warehouse(tmp_path / "warehouse.duckdb") as warehouse:
+        for entity, rows in DISTRICT.items():
+            put(warehouse, entity, rows if entity != "classes" else [])
+        extracted(warehouse, [e for e in ENTITIES if e != "classes"])
+        report = check_requirements(warehouse, make_source(tmp_path), RUN)
+        assert staged(warehouse, "enrollments") == ["e1", "e2"]
+        assert issues(warehouse) == []
+    assert report.facts["unknown entities"] == "classes (never extracted)"

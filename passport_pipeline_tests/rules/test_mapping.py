@@ -245,6 +245,53 @@ def test_explicit_mapping_drops_unmapped_schools_and_what_is_linked_to_them(dist
     assert all(c.rows_in - c.rows_out == sum(c.dropped.values()) for c in report.entities.values())
 
 
+def issues(warehouse, run_id="r1") -> list[tuple]:
+    return sorted(warehouse.reading().execute(
+        "SELECT entity, record_id, attribute, rule, severity, message FROM sync.issues WHERE run_id = ?",
+        [run_id]).fetchall())
+
+
+def test_every_record_left_out_by_the_schools_mapping_has_an_issue_saying_why(district, tmp_path, readme):
+    report = run(district, source(tmp_path, EXPLICIT))
+    assert report.entities["enrollments"].issues == {
+        "linked_to_unmapped_school (Skipped)": 3, "unmapped_school (Skipped)": 1}
+    assert report.entities["schools"].issues == {"merged_school (Skipped)": 1, "unmapped_school (Skipped)": 1}
+    quoted = {"school_sis_id 'C' is a school not in the schools mapping: the record is left out",
+              "class_sis_id 'p-kC' is left out with an unmapped school: the record is left out"}
+    assert quoted <= {message for *_, message in issues(district)} and all(m in readme for m in quoted)
+    left_out = "the record is left out"
+    assert issues(district) == [
+        ("classes", "p-kC", "school_sis_id", "unmapped_school", "Skipped",
+         f"school_sis_id 'C' is a school not in the schools mapping: {left_out}"),
+        ("contacts", "p-g1", None, "linked_to_unmapped_school", "Skipped",
+         "every student of the contact is left out with an unmapped school: the contact is left out"),
+        ("courses", "p-cC", "school_sis_id", "unmapped_school", "Skipped",
+         f"school_sis_id 'C' is a school not in the schools mapping: {left_out}"),
+        ("demographics", "p-s2", "sis_id", "linked_to_unmapped_school", "Skipped",
+         f"sis_id 'p-s2' is left out with an unmapped school: {left_out}"),
+        ("enrollments", "p-e2", "user_sis_id", "linked_to_unmapped_school", "Skipped",
+         f"user_sis_id 'p-s2' is left out with an unmapped school: {left_out}"),
+        ("enrollments", "p-e3", "user_sis_id", "linked_to_unmapped_school", "Skipped",
+         f"user_sis_id 'p-t1' is left out with an unmapped school: {left_out}"),
+        ("enrollments", "p-e4", "school_sis_id", "unmapped_school", "Skipped",
+         f"school_sis_id 'C' is a school not in the schools mapping: {left_out}"),
+        ("enrollments", "p-e5", "class_sis_id", "linked_to_unmapped_school", "Skipped",
+         f"class_sis_id 'p-kC' is left out with an unmapped school: {left_out}"),
+        ("schools", "p-B", "sis_id", "merged_school", "Skipped",
+         "school 'B' is merged into Passport school 'p-A': only that school is synced"),
+        ("schools", "p-C", "sis_id", "unmapped_school", "Skipped",
+         "school 'C' is not in the schools mapping: its data is left out"),
+        ("staff", "p-t1", "school_sis_ids", "unmapped_school", "Skipped",
+         f"none of school_sis_ids is a school in the schools mapping: {left_out}"),
+        ("student_contacts", "p-l1", "student_sis_id", "linked_to_unmapped_school", "Skipped",
+         f"student_sis_id 'p-s2' is left out with an unmapped school: {left_out}"),
+        ("student_contacts", "p-l2", "student_sis_id", "linked_to_unmapped_school", "Skipped",
+         f"student_sis_id 'p-s2' is left out with an unmapped school: {left_out}"),
+        ("students", "p-s2", "school_sis_ids", "unmapped_school", "Skipped",
+         f"none of school_sis_ids is a school in the schools mapping: {left_out}"),
+    ]
+
+
 def test_explicit_mapping_writes_one_row_per_passport_school(district, tmp_path):
     run(district, source(tmp_path, EXPLICIT, attributes={"schools": {"name": {"trim": "name"}}}))
     assert rows(district, "schools", "sis_id", "name", "identifier", "org_type", "parent_sis_id") == [
@@ -270,12 +317,16 @@ def test_without_a_schools_mapping_report_nothing_is_dropped(district, tmp_path)
     assert all(counts.rows_in == counts.rows_out for counts in report.entities.values())
 
 
-def test_rerunning_gives_the_same_tables(district, tmp_path):
+def test_rerunning_gives_the_same_tables_and_issues(district, tmp_path):
     src = source(tmp_path, EXPLICIT)
     first = run(district, src)
     tables = {entity: rows(district, entity) for entity in ENTITIES}
+    raised = issues(district)
     assert run(district, src) == first
     assert {entity: rows(district, entity) for entity in ENTITIES} == tables
+    assert issues(district) == raised and len(raised) == 14
+    run(district, source(tmp_path))
+    assert issues(district) == [], "auto mapping leaves nothing out: the explicit run's issues go"
 
 
 def test_a_failure_leaves_every_previous_table(district, tmp_path, monkeypatch):

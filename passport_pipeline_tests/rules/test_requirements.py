@@ -45,8 +45,9 @@ def issues(warehouse, run_id: str = RUN) -> list[tuple]:
 
 
 @pytest.fixture
-def warehouse(tmp_path):
+def warehouse(tmp_path, extracted):
     with Warehouse(tmp_path / "warehouse.duckdb") as wh:
+        extracted(wh)
         yield wh
 
 
@@ -68,7 +69,7 @@ def test_report_if_missing_reports_and_keeps(warehouse, tmp_path):
     assert issues(warehouse) == [("students", f"u{n}", "email", "report_if_missing", "Error",
                                   "email is missing: the record is kept") for n in (2, 3, 4, 5)]
     assert report.entities["students"].issues == {"report_if_missing (Error)": 4}
-    assert report.entities["students"].dropped == {"skip_if_missing": 0, "referential": 0}
+    assert report.entities["students"].dropped == {"tobedeleted": 0, "skip_if_missing": 0, "referential": 0}
 
 
 def test_skip_if_missing_reports_and_leaves_out(warehouse, tmp_path):
@@ -78,7 +79,7 @@ def test_skip_if_missing_reports_and_leaves_out(warehouse, tmp_path):
     assert issues(warehouse) == [("students", f"u{n}", "email", "skip_if_missing", "Skipped",
                                   "email is missing: the record is left out") for n in (2, 3, 4, 5)]
     counts = report.entities["students"]
-    assert (counts.rows_in, counts.rows_out, counts.dropped) == (5, 1, {"skip_if_missing": 4, "referential": 0})
+    assert (counts.rows_in, counts.rows_out, counts.dropped) == (5, 1, {"tobedeleted": 0, "skip_if_missing": 4, "referential": 0})
     assert counts.issues == {"skip_if_missing (Skipped)": 4}
 
 
@@ -99,7 +100,7 @@ def test_mask_hides_values_and_keeps_missing_ones(warehouse, tmp_path):
     report = check_requirements(warehouse, source, RUN)
     assert staged(warehouse, "students", "sis_id, email, grades, birth_date") == [
         ("u1", "****", ["****"], "****"), ("u2", None, [], " "), ("u3", "****", None, "****")]
-    assert report.facts == {"masked values": 5}
+    assert report.facts == {"masked values": 5, "unknown entities": "schools (not in the source's entities)"}
     assert [(record, attribute) for _, record, attribute, *_ in issues(warehouse)] == [
         ("u3", "birth_date"), ("u3", "email")]
     assert "'x'); DROP TABLE t; --'" in issues(warehouse)[1][-1]
@@ -205,6 +206,6 @@ def test_the_report_counts_every_rule(warehouse, tmp_path):
     counts = report.entities["classes"]
     assert (report.stage, report.source) == ("staged", "sis")
     assert (counts.rows_in, counts.rows_out) == (3, 1)
-    assert counts.dropped == {"skip_if_missing": 1, "referential": 1}
+    assert counts.dropped == {"tobedeleted": 0, "skip_if_missing": 1, "referential": 1}
     assert counts.issues == {"format (Error)": 1, "referential (Skipped)": 1, "report_if_missing (Error)": 3,
                              "skip_if_missing (Skipped)": 1}
