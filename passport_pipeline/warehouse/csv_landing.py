@@ -209,7 +209,7 @@ def locate(mapping: SqlMapping, file: CsvFile, joined: Mapping[str, CsvFile], sp
 def count_file(file: CsvFile, spill: Path) -> tuple[int, list[Issue]]:
     """The records DuckDB reads from ``file``, and the rows it cannot read (for Test Connection)."""
     with _scratch(spill) as scratch:
-        (rows,) = scratch.execute(f"SELECT count(*) FROM {file.scan()}").fetchone()
+        [(rows,)] = scratch.execute(f"SELECT count(*) FROM {file.scan()}").fetchall()  # all: the scan ends
         return rows, [Issue(file.name, line, _unreadable(kind, message), WITHHELD if file.withheld else text)
                       for _, line, kind, message, text in _rejects(scratch)]
 
