@@ -54,6 +54,7 @@ from passport_pipeline.warehouse.raw import (
     Ended,
     Extraction,
     advance_watermark,
+    ensure_raw_table,
     finish_extractions,
     raw_table,
     record_absent,
@@ -273,6 +274,7 @@ class _Run:
                 record_absent(self.warehouse, run_id=self.result.run_id, source=self.source.name,
                               entities=self._landed(read))
                 for entity in self._landed(read):
+                    ensure_raw_table(self.warehouse, self.source.name, entity)  # later stages read it
                     self.result.entities[entity].absent = True
                 continue
             self._open(read, [WHOLE_SOURCE])
