@@ -30,7 +30,6 @@ from datetime import datetime
 from functools import partial
 
 from passport_pipeline.config import CsvBundleSource, OneRosterSource, Source
-from passport_pipeline.entities import ENTITIES
 from passport_pipeline.sources import (
     PullEvent,
     SmsClient,

@@ -143,7 +143,8 @@ class CsvBundle:
         for stem in sorted(named | {t.lower() for t in ONEROSTER_SQL} | joined):
             files[stem] = self._describe(stem)
         for stem, described in files.items():
-            if stem == "users" and described.readable and not any(h.strip().lower() == "role" for h in described.header):
+            role = any(h.strip().lower() == "role" for h in described.header)
+            if stem == "users" and described.readable and not role:
                 roles = files.get("roles")
                 if roles is None or not roles.readable:
                     files[stem] = _with(described, problem="it has no role column, and the bundle does not carry "

@@ -78,8 +78,9 @@ class CsvFile:
         unnamed columns are left out."""
         kept = [(header, f"{alias}.c{i}") for i, header in enumerate(self.header)
                 if header.strip() and not CREDENTIAL.search(header)]
-        extensions = [(header[9:], column) for header, column in kept if header.lower().startswith("metadata.")]
-        fields = [f"{ident(header)} := {column}" for header, column in kept if not header.lower().startswith("metadata.")]
+        extension = [header.lower().startswith("metadata.") for header, _ in kept]
+        extensions = [(header[9:], column) for (header, column), is_one in zip(kept, extension) if is_one]
+        fields = [f"{ident(header)} := {column}" for (header, column), is_one in zip(kept, extension) if not is_one]
         if extensions:
             fields.append("metadata := struct_pack(" + ", ".join(f"{ident(name)} := {column}"
                                                                  for name, column in extensions) + ")")
@@ -97,18 +98,6 @@ class Issue:
 
     def __str__(self) -> str:
         return f"{self.file} line {self.line}: {self.reason}"
-
-
-def headers(kinds: Mapping[str, object], prefix: str = "") -> Iterator[str]:
-    """The CSV headers that carry ``kinds``' fields (a joined file's rows are not among them)."""
-    for name, kind in kinds.items():
-        how, base, header = _carried(name, kind)
-        if isinstance(how, Joined):
-            continue
-        if how == "text" and isinstance(base, Mapping):
-            yield from headers(base, f"{prefix}{header}.")
-        else:
-            yield prefix + _header(how, header)
 
 
 def joins(kinds: Mapping[str, object]) -> Iterator[Joined]:
@@ -164,8 +153,10 @@ def land_file(con: duckdb.DuckDBPyConnection, mapping: SqlMapping, file: CsvFile
         return []
     issues = locate(mapping, file, joined, spill)
     con.execute("CREATE OR REPLACE TEMP TABLE csv_issues AS SELECT unnest($reasons::VARCHAR[]) AS reason,"
-                " unnest($raws::VARCHAR[]) AS raw", {"reasons": [str(i) for i in issues], "raws": [i.raw for i in issues]})
-    quarantine_rows(con, {WHOLE_SOURCE: extractions[quarantine]}, f"SELECT '{WHOLE_SOURCE}' AS scope, reason, raw FROM csv_issues")
+                " unnest($raws::VARCHAR[]) AS raw",
+                {"reasons": [str(issue) for issue in issues], "raws": [issue.raw for issue in issues]})
+    quarantine_rows(con, {WHOLE_SOURCE: extractions[quarantine]},
+                    f"SELECT '{WHOLE_SOURCE}' AS scope, reason, raw FROM csv_issues")
     con.execute("DROP TABLE csv_issues")
     return issues
 

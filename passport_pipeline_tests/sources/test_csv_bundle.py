@@ -32,7 +32,8 @@ def expected_sql(version: str) -> dict[str, str]:
 
     1.1 has no counselor or principal role (both are administrators); 1.2 carries students'
     birth dates only in demographics.csv, as its API does."""
-    role = "CASE WHEN role IN ('counselor', 'principal') THEN 'administrator' ELSE role END" if version == "1.1" else "role"
+    administrators = "CASE WHEN role IN ('counselor', 'principal') THEN 'administrator' ELSE role END"
+    role = administrators if version == "1.1" else "role"
     birth = "CAST(birth_date AS VARCHAR)" if version == "1.1" else "NULL"
     return {
         "schools": f"SELECT {COMMON}, name, identifier, type, parent_id FROM orgs",

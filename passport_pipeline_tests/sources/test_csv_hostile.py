@@ -128,7 +128,8 @@ def test_file_names_and_headers_match_whatever_their_case_and_extra_columns_stay
 def test_no_password_is_stored_anywhere_in_the_warehouse(warehouse, tmp_path):
     """Failure 7: users.csv passwords (and userProfiles.csv credentials) never reach the warehouse —
     not in payloads, not in issues, not even for a row that cannot be read."""
-    users = (USERS_HEADER + user("s1", "student", password=PASSWORD + "1") + user("", "student", password=PASSWORD + "2")
+    users = (USERS_HEADER + user("s1", "student", password=PASSWORD + "1")
+             + user("", "student", password=PASSWORD + "2")
              + user("s3", "student", password=PASSWORD + "3", extra=",surplus"))
     profiles = ("sourcedId,status,dateLastModified,userSourcedId,profileType,vendorId,applicationId,description,"
                 f"credentialType,username,password\np1,,,s1,lms,v1,,,password,ann,{PASSWORD}4\n")
