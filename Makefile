@@ -39,6 +39,7 @@ dev: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.extraction
+	$(BIN)/python -m benchmarks.csv_import
 	$(BIN)/python -m benchmarks.transform
 
 clean:

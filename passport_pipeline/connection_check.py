@@ -12,7 +12,8 @@ reads one small page of every entity endpoint, and returns a
   and the server's words), or skipped when there was nothing to ask about. OneRoster: the
   collections, plus ``schools/{first school}/students`` for ``roster.readonly``; SMS native:
   every configured endpoint, per-student ones with the first student's ``NameId``; CSV: every
-  file the manifest lists (first page, and its line count);
+  file the manifest lists or the sync reads — read whole by DuckDB (its rows and those that
+  cannot be read), unreadable and why, or not provided (failing only when the sync needs it);
 - **paging**: ``students`` is read at the configured page size, so that a page-size clamp the
   server applies silently shows; every other endpoint with a small limit, to stay quick;
 - **schools**: the schools the credential sees against those the explicit schools mapping
@@ -64,7 +65,7 @@ from passport_pipeline.sources import (
     SourceError,
 )
 from passport_pipeline.sources.connect import client_settings
-from passport_pipeline.sources.csv_bundle import CsvBundle
+from passport_pipeline.sources.csv_bundle import BundleFile, CsvBundle
 from passport_pipeline.sources.oneroster import ENTITY_READS
 from passport_pipeline.sources.paging import Pull, PullStats
 from passport_pipeline.warehouse.raw import raw_table
@@ -84,10 +85,6 @@ SMS_FEEDS = {"schools": ("schools",), "students": ("students", "demographics"), 
              "guardians": ("contacts", "student_contacts"), "staff": ("staff",), "courses": ("courses",),
              "sections": ("classes", "enrollments"), "terms": ("terms",), "student_schedules": ("enrollments",)}
 """SMS native endpoint -> the canonical entities extraction takes from it."""
-CSV_FEEDS = {"orgs": ("schools",), "academicSessions": ("terms",), "courses": ("courses",), "classes": ("classes",),
-             "users": ("students", "staff", "contacts"), "enrollments": ("enrollments",),
-             "demographics": ("demographics",), "skyward_relationships": ("student_contacts",)}
-"""CSV file (without ``.csv``) -> the canonical entities read from it; the first one is probed."""
 
 _PLACEHOLDER = re.compile(r"\{(NameId|SchoolId)\}")
 
@@ -332,64 +329,59 @@ def _check_bundle(source: CsvBundleSource, known_schools: Collection[str] | None
     report = SourceReport(source.name, source.app, str(source.path), AccessCheck(False, "bundle_unreadable", ""))
     started = time.perf_counter()
     try:
-        bundle = CsvBundle(source.path, page_size=PROBE_ROWS)
+        bundle = CsvBundle(source.path)
+        files = bundle.files()
     except SourceError as exc:
         return dataclasses.replace(report, access=AccessCheck(False, "bundle_unreadable", str(exc)))
-    listed = [key[5:] for key, value in bundle.manifest.items() if key.startswith("file.") and value != "absent"]
-    access = AccessCheck(True, None, f"opened a OneRoster {bundle.manifest['oneroster.version']} bundle whose "
-                         f"manifest lists {len(listed)} files", latency_ms=_ms(time.perf_counter() - started))
-    checks = [_bundle_file(source, bundle, file) for file in listed]
-    for file, feeds in CSV_FEEDS.items():
-        needed = [entity for entity in feeds if entity in CORE_ENTITIES and entity in source.entities]
-        if needed and file not in listed:
-            checks.append(EndpointCheck(f"{file}.csv", "failing", feeds, True, detail=(
-                f"the manifest does not list {file}.csv, which the sync needs for {', '.join(needed)}")))
+    listed = [file for file in files if file.processing != "absent"]
+    access = AccessCheck(True, None, f"opened a OneRoster {bundle.version} bundle whose manifest lists "
+                         f"{len(listed)} files", latency_ms=_ms(time.perf_counter() - started))
+    shown = [file for file in files if file.processing != "absent" or file.lands or file.read_with]
+    checks = [_bundle_file(source, bundle, file) for file in shown]
     schools = None
-    if "orgs" in listed:
+    orgs = next(file for file in files if file.name == "orgs.csv")
+    if orgs.readable:
         try:
-            schools = {r["sis_id"]: {r["sis_id"], r["identifier"]} for r in bundle.schools()}
+            schools = {sis_id: {sis_id, code} for sis_id, code in bundle.schools().items()}
         except SourceError:
             schools = None
     coverage = _coverage(source, schools, known_schools, sees="the bundle holds")
     return dataclasses.replace(report, access=access, endpoints=tuple(checks), schools=coverage)
 
 
-def _bundle_file(source: CsvBundleSource, bundle: CsvBundle, file: str) -> EndpointCheck:
-    """One listed file: its data lines, and the first page of the entity it carries."""
-    name, feeds = f"{file}.csv", CSV_FEEDS.get(file, ())
-    core = any(entity in CORE_ENTITIES and entity in source.entities for entity in feeds)
+def _bundle_file(source: CsvBundleSource, bundle: CsvBundle, file: BundleFile) -> EndpointCheck:
+    """One file, as the bundle's line for it says: not provided (failing only when the sync cannot do
+    without it), unreadable, not read by the sync, or read whole — its rows and those that cannot be."""
+    feeds = file.lands
+    needed = [entity for entity in feeds if entity in CORE_ENTITIES and entity in source.entities]
+    core = bool(needed)
+    if file.processing == "absent":
+        if needed:
+            return EndpointCheck(file.name, "failing", feeds, core, detail=(
+                f"not provided (the manifest marks it absent), and the sync needs it for {', '.join(needed)}: "
+                "ask for a bundle that carries it, or leave those entities out of the source's entities"))
+        gone = (f"{', '.join(feeds)} will be recorded as absent, not extracted" if feeds
+                else f"read with {file.read_with} when provided")
+        return EndpointCheck(file.name, "skipped", feeds, core, detail=f"not provided: {gone}")
+    if file.problem:
+        return EndpointCheck(file.name, "failing", feeds, core, detail=f"cannot be read: {file.problem}")
+    if not (feeds or file.read_with):
+        return EndpointCheck(file.name, "skipped", feeds, core, detail=str(file).split(": ", 1)[1])
     started = time.perf_counter()
-    page = None
     try:
-        lines = _data_lines(bundle, file)
-        if feeds:
-            pages = bundle.pages(feeds[0])
-            try:
-                page = next(pages, None)
-            finally:
-                pages.close()
+        rows, broken = bundle.count(file.name)
     except SourceError as exc:
-        return EndpointCheck(name, "failing", feeds, core, latency_ms=_ms(time.perf_counter() - started),
+        return EndpointCheck(file.name, "failing", feeds, core, latency_ms=_ms(time.perf_counter() - started),
                              detail=str(exc))
     ms = _ms(time.perf_counter() - started)
-    if lines == 0:
-        return EndpointCheck(name, "empty", feeds, core, rows=0, total=0, latency_ms=ms,
+    if rows == 0 and not broken:
+        return EndpointCheck(file.name, "empty", feeds, core, rows=0, total=0, latency_ms=ms,
                              detail="holds no rows; syncing it would find nothing")
-    detail = f"{lines} rows, {ms} ms" + ("" if feeds else "; the sync does not read it")
-    if page and page.issues:
-        detail += "; rows that cannot be read: " + "; ".join(str(issue) for issue in page.issues[:3])
-    return EndpointCheck(name, "reachable", feeds, core, rows=len(page.records) if page else 0, total=lines,
-                         latency_ms=ms, detail=detail)
-
-
-def _data_lines(bundle: CsvBundle, file: str) -> int:
-    """Lines after the header, counted without parsing (a quoted field spanning lines counts more)."""
-    lines, last = 0, b"\n"
-    with bundle._open(file) as stream:  # the bundle's one way to open a member, folder or zip
-        while chunk := stream.read(1 << 20):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-    return max(lines + (last != b"\n") - 1, 0)
+    detail = f"{rows:,} rows read, {ms} ms" + (f" (read with {file.read_with})" if file.read_with else "")
+    if broken:
+        detail += (f"; {len(broken)} that cannot be read: " + "; ".join(str(issue) for issue in broken[:3])
+                   + ("; ..." if len(broken) > 3 else ""))
+    return EndpointCheck(file.name, "reachable", feeds, core, rows=rows, total=rows, latency_ms=ms, detail=detail)
 
 
 # --- shared ----------------------------------------------------------------------------------------

@@ -7,11 +7,13 @@ per school — the evidence a deletion needs later. Whole-source reads run side 
 ``max_concurrency`` threads; pages reach this thread through a small queue, so memory is
 bounded by a few pages whatever the district's size. API pages land as JSON text, normalized
 by DuckDB (:mod:`.warehouse.landing`), so this thread does not touch their records; CSV bundle
-pages come normalized by the bundle reader. A read's pages of every scope share batches, and
+files are landed by DuckDB's CSV reader, each read in a transaction of its own
+(:meth:`.sources.csv_bundle.CsvBundle.land`). A read's pages of every scope share batches, and
 the pulls that ended are accounted for once the read's last batch landed.
 
 Outcomes are per (entity, scope) in ``sync.extractions``: complete when every read feeding it
-finished, failed (partial rows dropped, previous picture kept) otherwise. A source error never
+finished, failed (partial rows dropped, previous picture kept) otherwise, absent when the source
+does not provide it (a CSV bundle's file marked absent). A source error never
 escapes as an exception for one scope; a bug does. Delta mode reads what changed since each
 entity's watermark, which moves only after a complete pull.
 """
@@ -21,16 +23,14 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
 from passport_pipeline.config import CsvBundleSource, OneRosterSource, Source
-from passport_pipeline.entities import ENTITIES
 from passport_pipeline.sources import (
-    Normalized,
     PullEvent,
     SmsClient,
     SourceError,
@@ -38,6 +38,7 @@ from passport_pipeline.sources import (
     run_pulls,
 )
 from passport_pipeline.sources.connect import open_client
+from passport_pipeline.sources.csv_bundle import READS as CSV_READS
 from passport_pipeline.sources.csv_bundle import CsvBundle
 from passport_pipeline.sources.normalize_oneroster import oneroster_kind
 from passport_pipeline.sources.oneroster import ENTITY_READS
@@ -52,8 +53,10 @@ from passport_pipeline.warehouse.raw import (
     Ended,
     Extraction,
     advance_watermark,
+    ensure_raw_table,
     finish_extractions,
     raw_table,
+    record_absent,
     watermark,
 )
 
@@ -78,7 +81,6 @@ SMS_READS = (
     Read("guardians", ("contacts", "student_contacts")),
     Read("student_schedules", ("enrollments",)),
 )
-CSV_READS = tuple(Read(entity, (entity,)) for entity in ENTITIES)
 
 
 @dataclass
@@ -91,6 +93,8 @@ class EntityOutcome:
     failed: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     watermark: str | None = None
+    absent: bool = False
+    """The source does not provide it in this run (recorded ``absent``: neither extracted nor failed)."""
 
 
 @dataclass
@@ -145,7 +149,7 @@ def extract_source(
         if not isinstance(client, CsvBundle):
             client.close()
     for entity, outcome in result.entities.items():
-        if not outcome.failed:
+        if not outcome.failed and not outcome.absent:
             outcome.watermark = advance_watermark(warehouse, run_id=run_id, source=source.name, entity=entity)
     result.seconds = time.perf_counter() - started
     return result
@@ -165,14 +169,14 @@ class _Run:
 
     def whole_source(self, reads: list[Read]) -> None:
         """Every whole-source read, side by side; events keyed by read name."""
+        if isinstance(self.client, CsvBundle):
+            self._land_bundle(reads)
+            return
         by_name = {read.name: read for read in reads}
         for read in reads:
             self._open(read, [WHOLE_SOURCE])
-        if isinstance(self.client, CsvBundle):
-            events = (event for read in reads for event in _csv_events(self.client, read.name))
-        else:
-            pulls = {read.name: partial(self._pull, read) for read in reads}
-            events = run_pulls(pulls, self.client.settings.max_concurrency)
+        pulls = {read.name: partial(self._pull, read) for read in reads}
+        events = run_pulls(pulls, self.client.settings.max_concurrency)
         with closing(events):  # a bug raised here must still stop the pulls' threads
             for event in events:
                 read = by_name[event.key]
@@ -223,10 +227,7 @@ class _Run:
 
     def _consume(self, read: Read, scope: str, event: PullEvent) -> None:
         if not event.final:
-            if isinstance(self.client, CsvBundle):
-                self._write_normalized(read, scope, event.records)
-            else:
-                self._landing(read).add(event.records, scope)
+            self._landing(read).add(event.records, scope)
             return
         if event.error is not None and read.name in self.landings:
             self.landings[read.name].discard(scope)
@@ -263,11 +264,34 @@ class _Run:
                 done.append((key, stats))
         return done
 
-    def _write_normalized(self, read: Read, scope: str, batch: Normalized) -> None:
-        for entity in self._landed(read):
-            self.extractions[(entity, scope)].write_page(batch.rows.get(entity, []))
-        for item in batch.quarantined:
-            self.extractions[(self._quarantine_entity(read), scope)].quarantine(item.reason, item.raw)
+    def _land_bundle(self, reads: list[Read]) -> None:
+        """Land each read of a CSV bundle in a transaction of its own; a read whose file the bundle does
+        not provide records its entities as absent."""
+        absent = {read.name for read in self.client.reads() if read.absent}
+        for read in reads:
+            if read.name in absent:
+                record_absent(self.warehouse, run_id=self.result.run_id, source=self.source.name,
+                              entities=self._landed(read))
+                for entity in self._landed(read):
+                    ensure_raw_table(self.warehouse, self.source.name, entity)  # later stages read it
+                    self.result.entities[entity].absent = True
+                continue
+            self._open(read, [WHOLE_SOURCE])
+            transaction = self.warehouse.transaction()
+            try:
+                with transaction.writing() as con:
+                    self.client.land(read.name, con, {entity: self.extractions[(entity, WHOLE_SOURCE)]
+                                                      for entity in self._landed(read)})
+                transaction.commit()
+                event = PullEvent(read.name)
+            except SourceError as error:
+                transaction.rollback()
+                event = PullEvent(read.name, error=error)
+            except BaseException:
+                transaction.rollback()
+                raise
+            self.ended.append((read, WHOLE_SOURCE, event))
+        self._settle()
 
     def _landing(self, read: Read) -> PageLanding:
         if read.name not in self.landings:
@@ -316,16 +340,6 @@ def _mapping(client, read: str) -> SqlMapping:
         return SMS_SQL[read]
     collection, _ = ENTITY_READS.get(read, (read, None))
     return ONEROSTER_SQL[oneroster_kind(collection)]
-
-
-def _csv_events(bundle: CsvBundle, entity: str) -> Iterator[PullEvent]:
-    try:
-        for page in bundle.pages(entity):
-            yield PullEvent(entity, records=Normalized(rows={entity: page.records}, quarantined=page.issues))
-    except SourceError as error:
-        yield PullEvent(entity, error=error)
-        return
-    yield PullEvent(entity)
 
 
 def _stats(stats) -> dict:

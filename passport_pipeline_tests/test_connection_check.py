@@ -112,16 +112,47 @@ def test_a_healthy_sms_source_reads_listings_and_per_student_endpoints(sim):
     assert len(found) == len(source.endpoints)
 
 
-@pytest.mark.parametrize("as_zip", [False, True])
-def test_a_csv_bundle_reports_each_listed_file_with_its_rows(small_district, store, tmp_path, as_zip):
-    bundle = export_bundle(small_district, tmp_path / ("bundle.zip" if as_zip else "bundle"), zip=as_zip)
+@pytest.mark.parametrize(("as_zip", "version"), [(False, "1.1"), (True, "1.1"), (False, "1.2"), (True, "1.2")])
+def test_a_csv_bundle_reports_each_file_it_reads_with_its_rows(small_district, store, tmp_path, as_zip, version):
+    bundle = export_bundle(small_district, tmp_path / ("bundle.zip" if as_zip else "bundle"), zip=as_zip,
+                           version=version)
     report = check_source(CsvBundleSource(name="csv", path=bundle))
 
-    assert report.usable and report.access.ok
+    assert report.usable and report.access.ok, format_report([report])
+    assert f"OneRoster {version} bundle" in report.access.detail
     users = next(c for c in report.endpoints if c.endpoint == "users.csv")
-    assert (users.outcome, users.total, users.rows) == ("reachable", store["users"], 10)
-    assert {"orgs.csv", "classes.csv", "enrollments.csv"} <= set(outcomes(report))
+    assert (users.outcome, users.total) == ("reachable", store["users"])
+    assert users.detail.startswith(f"{store['users']:,} rows read")
+    found = outcomes(report)
+    assert {"orgs.csv", "classes.csv", "enrollments.csv", "skyward_relationships.csv"} <= set(found)
+    assert (found.get("roles.csv") == "reachable") == (version == "1.2")
+    assert "results.csv" not in found  # an absent file the sync does not read is not worth a line
     assert report.schools_sentence() == "the bundle holds 3 schools."
+
+
+def test_an_absent_file_is_not_provided_and_fails_only_what_the_sync_needs(small_district, tmp_path):
+    bundle = export_bundle(small_district, tmp_path / "bundle", version="1.2", absent=("courses",))
+    report = check_source(CsvBundleSource(name="csv", path=bundle))
+    courses = next(c for c in report.endpoints if c.endpoint == "courses.csv")
+    assert report.usable and courses.outcome == "skipped"
+    assert courses.detail == "not provided: courses will be recorded as absent, not extracted"
+
+    bundle = export_bundle(small_district, tmp_path / "no-roles", version="1.2", absent=("roles",))
+    report = check_source(CsvBundleSource(name="csv", path=bundle))
+    assert not report.usable and report.blockers == ["users.csv is failing"]
+    users = next(c for c in report.endpoints if c.endpoint == "users.csv")
+    assert "does not carry roles.csv" in users.detail
+
+
+def test_rows_a_bundle_file_cannot_give_are_counted_and_shown_by_line(small_district, tmp_path):
+    bundle = export_bundle(small_district, tmp_path / "bundle")
+    with (bundle / "enrollments.csv").open("a") as out:
+        out.write("e-short,active\n")
+    report = check_source(CsvBundleSource(name="csv", path=bundle))
+    enrollments = next(c for c in report.endpoints if c.endpoint == "enrollments.csv")
+    assert enrollments.outcome == "reachable"
+    assert "1 that cannot be read: enrollments.csv line" in enrollments.detail
+    assert "2 fields where the header has 10" in enrollments.detail
 
 
 def test_a_bundle_without_manifest_or_core_file_is_not_usable(small_district, tmp_path):

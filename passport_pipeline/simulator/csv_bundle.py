@@ -1,4 +1,4 @@
-"""Export a simulated district as a OneRoster 1.1 CSV bundle (a folder or a .zip).
+"""Export a simulated district as a OneRoster 1.1 or 1.2 CSV bundle (a folder or a .zip).
 
 Districts without API access hand over rosters as OneRoster CSV bundles; this writes the
 district store as one, so the ``oneroster_csv`` source can be tested against the same truth as
@@ -6,7 +6,7 @@ the HTTP sources. Every file is streamed by DuckDB ``COPY (SELECT ...) TO`` stra
 store, so a million-student district costs no Python memory; rows come in storage order, which
 :func:`~.store.finalize` keeps in ``sourced_id`` order, so no sort is needed.
 
-The bundle carries what the OneRoster 1.1 API serves, in the CSV binding's shape:
+The bundle carries what the OneRoster API of its version serves, in the CSV binding's shape:
 
 - the spec's files and column headers, in the spec's order; lists are comma-separated inside
   one (quoted) field, ``userIds`` is ``{stateId:XYZ}``, booleans ``true``/``false``, dates
@@ -15,15 +15,23 @@ The bundle carries what the OneRoster 1.1 API serves, in the CSV binding's shape
   files: Skyward shows deletions in two steps (``tobedeleted`` first), and readers need the
   dates for watermarks. Readers of this bundle accept blank values too;
 - 1.1 has no ``counselor`` or ``principal`` role: both are written as ``administrator``;
+- 1.2 users.csv has no ``role`` or ``orgSourcedIds``: each user has a roles.csv row per school
+  (``primary`` for its primary school, the others ``secondary``; role ids ``<user>-<n>`` in the
+  user's school order), and users.csv gains ``userMasterIdentifier`` (the state id),
+  ``preferredGivenName`` and ``primaryOrgSourcedId``. The store holds no credentials, so
+  userProfiles.csv is absent and ``password`` is blank;
 - Skyward's vendor extensions are extra ``metadata.skyward.*`` columns to the right of the
   spec's, as the CSV binding allows: those the API serves in ``metadata`` (``nativeId``; on
   orgs ``schoolLevel``, ``gradeLow``, ``gradeHigh``; on students ``stateId``, ``gradYear``),
-  and on users what 1.2 has and 1.1 lacks (``primaryOrgSourcedId``, ``preferredFirstName``)
-  plus students' ``birthDate``;
+  and in 1.1 what 1.2 has and 1.1 lacks (``primaryOrgSourcedId``, ``preferredFirstName``) plus
+  students' ``birthDate``;
 - emergency-contact details, which OneRoster CSV has no place for, go to the extension file
   ``skyward_relationships.csv`` (one row per student-contact link), listed in the manifest as
   ``file.skyward_relationships``. A link has no status of its own in the store (it is removed,
   not marked): its ``status`` is its contact's, as the API client reads it.
+
+``absent`` files are left out and marked ``absent`` in the manifest, as a district's export
+that does not provide them would.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from __future__ import annotations
 import csv
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -113,66 +122,109 @@ FILES: dict[str, str] = {
         FROM student_contacts l LEFT JOIN users c ON c.sourced_id = l.contact_id
         ORDER BY l.student_id, l.contact_order, l.contact_id""",
 }
-"""Bundle file (without ``.csv``) -> the query that writes it, columns in the spec's order."""
+"""Bundle file (without ``.csv``) -> the query that writes it, columns in the spec's order (1.1)."""
+
+_PRIMARY_ORG = "CASE WHEN list_contains(org_ids, primary_org_id) THEN primary_org_id ELSE org_ids[1] END"
+
+FILES_V1P2: dict[str, str] = {
+    **{name: query for name, query in FILES.items() if name != "users"},
+    "users": f"""
+        SELECT {_COMMON}, CAST(enabled_user AS VARCHAR) AS "enabledUser", username,
+               CASE WHEN state_id IS NOT NULL THEN '{{stateId:' || state_id || '}}' END AS "userIds",
+               given_name AS "givenName", family_name AS "familyName", middle_name AS "middleName",
+               identifier, email, sms, phone, {_joined('agent_ids')} AS "agentSourcedIds",
+               {_joined('grades')} AS grades, NULL AS password, state_id AS "userMasterIdentifier",
+               NULL AS "resourceSourcedIds", preferred_first_name AS "preferredGivenName",
+               NULL AS "preferredMiddleName", NULL AS "preferredFamilyName",
+               primary_org_id AS "primaryOrgSourcedId", NULL AS pronouns, {_NATIVE_ID},
+               CASE WHEN role = 'student' THEN state_id END AS "metadata.skyward.stateId",
+               CASE WHEN role = 'student' THEN CAST(grad_year AS VARCHAR) END AS "metadata.skyward.gradYear"
+        FROM users""",
+    "roles": f"""
+        SELECT sourced_id || '-' || org.n AS "sourcedId", status, {_TIMESTAMP} AS "dateLastModified",
+               sourced_id AS "userSourcedId",
+               CASE WHEN org.id = {_PRIMARY_ORG} THEN 'primary' ELSE 'secondary' END AS "roleType", role,
+               NULL AS "beginDate", NULL AS "endDate", org.id AS "orgSourcedId", NULL AS "userProfileSourcedId"
+        FROM (SELECT *, unnest(list_transform(org_ids, lambda id, n: {{'id': id, 'n': n}})) AS org FROM users)""",
+}
+"""The 1.2 bundle's files: 1.1's, with users.csv in its 1.2 shape and roles.csv."""
 
 ABSENT_FILES = ("categories", "classResources", "courseResources", "lineItems", "resources", "results")
 """OneRoster 1.1 files about gradebooks and resources, which a roster export does not carry."""
+ABSENT_FILES_V1P2 = ("categories", "classResources", "courseResources", "lineItemLearningObjectiveIds", "lineItems",
+                     "lineItemScoreScales", "resources", "resultLearningObjectiveIds", "results", "resultScoreScales",
+                     "scoreScales", "userProfiles", "userResources")
+"""The 1.2 files a roster export does not carry (the store has no credentials for userProfiles)."""
 
 
 def export_bundle(
-    store_path_or_con: str | Path | duckdb.DuckDBPyConnection, dest: str | Path, *, zip: bool = False
+    store_path_or_con: str | Path | duckdb.DuckDBPyConnection, dest: str | Path, *, zip: bool = False,
+    version: str = "1.1", absent: tuple[str, ...] = (),
 ) -> Path:
-    """Write the district as a OneRoster 1.1 CSV bundle; return the folder or the ``.zip`` file.
+    """Write the district as a OneRoster ``version`` (1.1 or 1.2) CSV bundle; return the folder or the ``.zip``.
 
     ``dest`` is the folder to write into (created when missing; existing bundle files are
-    replaced), or with ``zip=True`` the path of the zip file to create.
+    replaced), or with ``zip=True`` the path of the zip file to create. Files named in ``absent``
+    (without ``.csv``) are left out and marked absent in the manifest.
     """
+    if version not in ("1.1", "1.2"):
+        raise ValueError(f"OneRoster CSV version {version!r}: the simulator writes 1.1 and 1.2")
+    files = {name: query for name, query in (FILES if version == "1.1" else FILES_V1P2).items() if name not in absent}
+    unknown = set(absent) - set(FILES_V1P2) - set(FILES)
+    if unknown:
+        raise ValueError(f"no such bundle file to leave out: {', '.join(sorted(unknown))}")
+    bundle = _Bundle(files, version, (*(ABSENT_FILES if version == "1.1" else ABSENT_FILES_V1P2), *absent))
     dest = Path(dest)
     if isinstance(store_path_or_con, duckdb.DuckDBPyConnection):
-        return _export(store_path_or_con, dest, zip)
+        return bundle.export(store_path_or_con, dest, zip)
     con = store.connect(store_path_or_con, read_only=True)
     try:
-        return _export(con, dest, zip)
+        return bundle.export(con, dest, zip)
     finally:
         con.close()
 
 
-def _export(con: duckdb.DuckDBPyConnection, dest: Path, zip: bool) -> Path:
-    if not zip:
-        _write_folder(con, dest)
+@dataclass(frozen=True)
+class _Bundle:
+    files: dict[str, str]
+    version: str
+    absent: tuple[str, ...]
+
+    def export(self, con: duckdb.DuckDBPyConnection, dest: Path, zip: bool) -> Path:
+        if not zip:
+            self._write_folder(con, dest)
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".bundle-") as folder:
+            self._write_folder(con, Path(folder))
+            partial = dest.with_name(dest.name + ".partial")
+            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for name in ["manifest", *self.files]:
+                    archive.write(Path(folder) / f"{name}.csv", f"{name}.csv")
+            partial.replace(dest)
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".bundle-") as folder:
-        _write_folder(con, Path(folder))
-        partial = dest.with_name(dest.name + ".partial")
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name in ["manifest", *FILES]:
-                archive.write(Path(folder) / f"{name}.csv", f"{name}.csv")
-        partial.replace(dest)
-    return dest
 
+    def _write_folder(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self.absent:
+            (folder / f"{name}.csv").unlink(missing_ok=True)
+        for name, query in self.files.items():
+            con.execute(f"COPY ({query}) TO $path (HEADER, DELIMITER ',')", {"path": str(folder / f"{name}.csv")})
+        self._write_manifest(con, folder / "manifest.csv")
 
-def _write_folder(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, query in FILES.items():
-        con.execute(f"COPY ({query}) TO $path (HEADER, DELIMITER ',')", {"path": str(folder / f"{name}.csv")})
-    _write_manifest(con, folder / "manifest.csv")
-
-
-def _write_manifest(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    district = con.execute(
-        "SELECT coalesce(identifier, sourced_id) FROM orgs WHERE type = 'district' ORDER BY sourced_id LIMIT 1"
-    ).fetchone()
-    files = {name: "bulk" for name in FILES} | {name: "absent" for name in ABSENT_FILES}
-    rows = [
-        ("manifest.version", "1.0"),
-        ("oneroster.version", "1.1"),
-        *((f"file.{name}", files[name]) for name in sorted(files, key=str.lower)),
-        ("source.systemName", "Skyward"),
-        ("source.systemCode", district[0] if district else "skyward"),
-    ]
-    with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(("propertyName", "value"))
-        writer.writerows(rows)
-
+    def _write_manifest(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        district = con.execute(
+            "SELECT coalesce(identifier, sourced_id) FROM orgs WHERE type = 'district' ORDER BY sourced_id LIMIT 1"
+        ).fetchone()
+        files = {name: "bulk" for name in self.files} | {name: "absent" for name in self.absent}
+        rows = [
+            ("manifest.version", "1.0"),
+            ("oneroster.version", self.version),
+            *((f"file.{name}", files[name]) for name in sorted(files, key=str.lower)),
+            ("source.systemName", "Skyward"),
+            ("source.systemCode", district[0] if district else "skyward"),
+        ]
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(("propertyName", "value"))
+            writer.writerows(rows)

@@ -6,6 +6,9 @@ A 1.2 user's ``roles[]`` gives its primary role (``roleType: primary``, else the
 its schools; ``primaryOrg`` its primary school. The shape of the record decides, not the
 configured version, so a server mixing styles still reads right.
 
+Skyward's ``metadata`` extensions fill what a version lacks (``skyward.primaryOrgSourcedId`` and
+``skyward.preferredFirstName`` on 1.1 users).
+
 A contact's links to its students come from Skyward's ``metadata["skyward.relationships"]``
 (relationship, emergency contact, custody, pickup, order) as ``student_contacts`` records with
 ``sis_id`` ``"<student>|<contact>"``; a contact without that extension falls back to its
@@ -160,11 +163,12 @@ def _user(record: dict) -> Iterator[tuple[str, dict]]:
         raise Broken("no role")
     metadata = record.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
+    primary_school = primary_school or text(metadata.get("skyward.primaryOrgSourcedId"))
     row = _common(entity, record)
     row.update(
         username=text(record.get("username")), given_name=text(record.get("givenName")),
         family_name=text(record.get("familyName")), middle_name=text(record.get("middleName")),
-        preferred_first_name=text(record.get("preferredFirstName")),
+        preferred_first_name=text(record.get("preferredFirstName")) or text(metadata.get("skyward.preferredFirstName")),
         identifier=text(record.get("identifier")), state_id=_state_id(record, metadata),
         email=text(record.get("email")), phone=text(record.get("phone")), sms=text(record.get("sms")),
         enabled_user=text(record.get("enabledUser")),

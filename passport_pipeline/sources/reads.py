@@ -12,3 +12,6 @@ class Read:
     name: str
     lands: tuple[str, ...]
     per_school: bool = False
+    absent: bool = False
+    """The source does not provide it (a CSV bundle's manifest marks its file absent): its entities
+    are recorded as absent, neither extracted nor failed."""

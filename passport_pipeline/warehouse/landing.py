@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from passport_pipeline.entities import ENTITIES
@@ -117,32 +117,39 @@ def _json_text(records: list) -> tuple[str, bool]:
 
 
 def stage_sql(mapping: SqlMapping) -> str:
-    """The statement that parses ``$pages`` into the temporary table ``landing``, one row per record:
-    its ``scope``, JSON ``record``, fields ``f``, the derived values its rows use, and its quarantine
-    ``reason``."""
+    """The statement that parses ``$pages`` into the temporary table ``landing`` (see :func:`landing_query`)."""
     records = ("SELECT scope, unnest(CASE WHEN wrapped THEN json_extract(doc, '$.*[*]') ELSE json_extract(doc, '$[*]') END)"
                " AS record FROM (SELECT unnest($pages::VARCHAR[]) AS doc, unnest($wrapped::BOOLEAN[]) AS wrapped,"
                " unnest($scopes::VARCHAR[]) AS scope)")
-    query = f"SELECT scope, record, from_json(record, {structure(mapping.fields)}) AS f FROM ({records})"
+    parsed = f"SELECT scope, record, from_json(record, {structure(mapping.fields)}) AS f FROM ({records})"
+    return f"CREATE TEMP TABLE landing AS {landing_query(mapping, parsed)}"
+
+
+def landing_query(mapping: SqlMapping, records: str, extra: Sequence[str] = (), *, objects: bool = False) -> str:
+    """The records of the query ``records`` — their ``scope``, JSON ``record`` and fields ``f`` (of the
+    type ``from_json`` gives ``mapping.fields``), and the columns ``extra`` — with the derived values
+    the mapping's rows use and their quarantine ``reason``: the shape every landing selects its rows
+    from (API pages and CSV files). ``objects``: every record is a JSON object by construction."""
+    query = records
     for name, expression in mapping.derived.items():
         query = f"SELECT *, {expression} AS {name} FROM ({query})"
-    checks = [(f"NOT {is_object('record')}", "not a JSON object"), *mapping.checks]
+    checks = [*([] if objects else [(f"NOT {is_object('record')}", "not a JSON object")]), *mapping.checks]
     reason = " ".join(f"WHEN {condition} THEN {literal(why)}" for condition, why in checks)
     used = " ".join(e for rows in mapping.rows.values()
                     for e in [*rows.columns.values(), rows.when, rows.each or "", rows.payload])
     kept = [name for name in mapping.derived if re.search(rf"\b{name}\b", used)]
-    return (f"CREATE TEMP TABLE landing AS SELECT {', '.join(['scope', 'record', 'f', *kept])},"
-            f" CASE {reason} END AS reason FROM ({query})")
+    return f"SELECT {', '.join(['scope', 'record', 'f', *extra, *kept])}, CASE {reason} END AS reason FROM ({query})"
 
 
-def rows_sql(entity: str, rows: Rows) -> str:
-    """The query of ``entity``'s rows from ``landing``: its canonical columns in registry order, payload, scope."""
+def rows_sql(entity: str, rows: Rows, source: str = "landing WHERE reason IS NULL") -> str:
+    """The query of ``entity``'s rows from ``source`` (by default the sound records of the table
+    ``landing``): its canonical columns in registry order, payload, scope."""
     columns = [rows.columns.get(column, "NULL") for column in ENTITIES[entity].all_columns]
     unknown = set(rows.columns) - set(ENTITIES[entity].all_columns)
     if unknown:
         raise ValueError(f"{entity} has no column(s) {', '.join(sorted(unknown))}")
     select = f"SELECT {', '.join(columns)}, {rows.payload}, scope FROM "
-    landed = f"landing WHERE reason IS NULL AND ({rows.when})"
+    landed = f"(SELECT * FROM {source}) WHERE {rows.when}"
     if rows.each is None:
         return select + landed
     items = f"SELECT *, unnest({rows.each}) AS item FROM {landed}"

@@ -9,7 +9,11 @@ with the same reason.
 
 A :class:`SqlMapping` describes one source record type: the ``fields`` read from each record
 (DuckDB parses each record once into them), values ``derived`` once per record, the
-``checks`` that quarantine it, and the ``rows`` each canonical entity gets from it.
+``checks`` that quarantine it, and the ``rows`` each canonical entity gets from it. A field's
+kind also says how a OneRoster CSV file carries it (:class:`Carried`), so the CSV landing
+(:mod:`.csv_landing`) builds the same fields from a file's columns and the rest of the mapping
+serves API pages and CSV files alike.
+
 Expressions see the record's JSON text as ``record``, its fields as ``f."<name>"``, derived
 values by name, and in :class:`Rows` with ``each`` one element as ``item`` (its fields as
 ``i.<name>``).
@@ -42,6 +46,35 @@ WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
 
 
 @dataclass(frozen=True)
+class Joined:
+    """Rows of another file of a CSV bundle that belong to the record, as a JSON list of items: the
+    rows of ``file`` whose column ``on`` names the record's ``sourcedId``, each as an object of
+    ``item``'s fields (carried like the record's), in the order of their own ``sourcedId``."""
+
+    file: str
+    on: str
+    item: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A field's ``kind``, and how a OneRoster CSV file carries it when not as a column named like it.
+
+    ``csv`` is one of: ``text`` (a column of the field's name, or ``header``), ``ref`` (an id in
+    ``<name>SourcedId``), ``refs`` (ids, comma-separated, in ``<singular>SourcedIds``), ``codes``
+    (a comma-separated list), ``names`` (a list of names: a comma followed by a space stays in the
+    name), ``user_ids`` (``{type:identifier}`` items, comma-separated), or the rows of another file
+    (:class:`Joined`). Plain :data:`TEXT`, :data:`RAW`, :data:`REF` and :data:`REFS` fields are
+    carried as ``text``, ``text``, ``ref`` and ``refs``; a nested object's fields as
+    ``<name>.<field>`` columns (``metadata.skyward.stateId``).
+    """
+
+    kind: object
+    csv: str | Joined = "text"
+    header: str | None = None
+
+
+@dataclass(frozen=True)
 class Rows:
     """How one canonical entity's rows come from a record (columns not named are NULL)."""
 
@@ -59,7 +92,8 @@ class SqlMapping:
     """One source record type (OneRoster ``users``, SMS ``sections``...) to canonical rows."""
 
     fields: Mapping[str, object]
-    """Record key -> :data:`TEXT`, :data:`RAW`, :data:`REF`, :data:`REFS`, or the fields of a nested object."""
+    """Record key -> :data:`TEXT`, :data:`RAW`, :data:`REF`, :data:`REFS`, a :class:`Carried` one of
+    them, or the fields of a nested object."""
     rows: Mapping[str, Rows]
     checks: Sequence[tuple[str, str]] = ()
     """``(condition, reason)``: the first true one quarantines the record, in the Python order."""
@@ -77,6 +111,8 @@ def _shape(fields: Mapping[str, object]) -> dict:
 
 
 def _kind(kind: object) -> object:
+    if isinstance(kind, Carried):
+        return _kind(kind.kind)
     if isinstance(kind, str):
         return kind
     return [_kind(kind[0])] if isinstance(kind, list) else _shape(kind)
@@ -117,8 +153,10 @@ def refs(value: str) -> str:
 
 
 def ref_field(name: str) -> str:
-    """``normalize.ref`` of a :data:`REF` field: its ``sourcedId``, else read again from the record."""
-    return f"coalesce({key(name)}.sourcedId, {ref(field_of('record', name))})"
+    """``normalize.ref`` of a :data:`REF` field: its ``sourcedId``, else read again from the record
+    (a ``CASE``, not ``coalesce``, which would read every record again)."""
+    found = f"{key(name)}.sourcedId"
+    return f"CASE WHEN {found} IS NOT NULL THEN {found} ELSE {ref(field_of('record', name))} END"
 
 
 def refs_field(name: str) -> str:

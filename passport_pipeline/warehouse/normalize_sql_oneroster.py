@@ -3,6 +3,12 @@
 Same rules as the reference: users split by role (``roles[]`` of 1.2 gives the primary role
 and the schools), contacts bring ``student_contacts`` from ``metadata["skyward.relationships"]``
 or, without that extension, from their ``agents``; GUIDRefs become their ``sourcedId``.
+Skyward's ``metadata`` extensions fill what a version lacks: ``skyward.primaryOrgSourcedId`` and
+``skyward.preferredFirstName`` on 1.1 users.
+
+This is the one OneRoster field map: the API landing reads it from JSON pages and the CSV
+landing (:mod:`.csv_landing`) from bundle files, each field's kind saying how a CSV file carries
+it (``org`` in ``orgSourcedId``, ``terms`` in ``termSourcedIds``, ``roles`` in roles.csv...).
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from passport_pipeline.warehouse.normalize_sql import (
     REF,
     REFS,
     TEXT,
+    Carried,
+    Joined,
     Rows,
     SqlMapping,
     blank,
@@ -35,9 +43,13 @@ from passport_pipeline.warehouse.normalize_sql import (
 COMMON_FIELDS = {"sourcedId": TEXT, "status": TEXT, "dateLastModified": TEXT}
 COMMON = {"sis_id": key("sourcedId"), "status": key("status"), "date_last_modified": key("dateLastModified")}
 NO_ID = ((blank(key("sourcedId")), "no sourcedId"),)
+GUIDREF = Carried(RAW, "ref")
+"""A GUIDRef read as JSON (it may come as a bare id); CSV: ``<name>SourcedId``."""
+CODES = Carried(RAW, "codes")
+NAMES = Carried(RAW, "names")
 
 ORGS = SqlMapping(
-    fields={**COMMON_FIELDS, "name": TEXT, "identifier": TEXT, "type": TEXT, "parent": RAW},
+    fields={**COMMON_FIELDS, "name": TEXT, "identifier": TEXT, "type": TEXT, "parent": GUIDREF},
     checks=NO_ID,
     rows={"schools": Rows({**COMMON, "name": key("name"), "identifier": key("identifier"),
                            "org_type": key("type"), "parent_sis_id": ref(key("parent"))})},
@@ -45,7 +57,7 @@ ORGS = SqlMapping(
 
 ACADEMIC_SESSIONS = SqlMapping(
     fields={**COMMON_FIELDS, "title": TEXT, "type": TEXT, "startDate": TEXT, "endDate": TEXT,
-            "parent": RAW, "schoolYear": TEXT},
+            "parent": GUIDREF, "schoolYear": TEXT},
     checks=NO_ID,
     rows={"terms": Rows({**COMMON, "title": key("title"), "term_type": key("type"),
                          "start_date": key("startDate"), "end_date": key("endDate"),
@@ -53,7 +65,7 @@ ACADEMIC_SESSIONS = SqlMapping(
 )
 
 COURSES = SqlMapping(
-    fields={**COMMON_FIELDS, "title": TEXT, "courseCode": TEXT, "grades": RAW, "subjects": RAW,
+    fields={**COMMON_FIELDS, "title": TEXT, "courseCode": TEXT, "grades": CODES, "subjects": NAMES,
             "org": REF, "schoolYear": REF},
     checks=NO_ID,
     rows={"courses": Rows({**COMMON, "title": key("title"), "course_code": key("courseCode"),
@@ -63,7 +75,7 @@ COURSES = SqlMapping(
 
 CLASSES = SqlMapping(
     fields={**COMMON_FIELDS, "title": TEXT, "classCode": TEXT, "classType": TEXT, "location": TEXT,
-            "grades": RAW, "subjects": RAW, "periods": RAW, "course": REF, "school": REF, "terms": REFS},
+            "grades": CODES, "subjects": NAMES, "periods": CODES, "course": REF, "school": REF, "terms": REFS},
     checks=NO_ID,
     rows={"classes": Rows({**COMMON, "title": key("title"), "class_code": key("classCode"),
                            "class_type": key("classType"), "location": key("location"),
@@ -99,21 +111,28 @@ _PERSON = {
     "preferred_first_name": "preferredFirstName", "identifier": "identifier", "email": "email",
     "phone": "phone", "sms": "sms", "enabled_user": "enabledUser",
 }
-PERSON = {**{column: key(name) for column, name in _PERSON.items()}, "state_id": "state_id"}
 METADATA = 'f."metadata"'
+PERSON = {**{column: key(name) for column, name in _PERSON.items()}, "state_id": "state_id",
+          "preferred_first_name": f"""CASE WHEN {key('preferredFirstName')} <> '' THEN {key('preferredFirstName')}
+                                      ELSE {METADATA}."skyward.preferredFirstName" END"""}
 RELATIONSHIPS = f'{METADATA}."skyward.relationships"'
 NOT_ITERABLE = (f"NOT coalesce({key('userMasterIdentifier')} <> '', false) AND {truthy(key('userIds'))}"
                 f" AND left({key('userIds')}, 1) NOT IN ('\"', '[', '{{')")
 CONTACT = "entity = 'contacts'"
 LINK = {"studentSourcedId": TEXT, "relationship": TEXT, "emergencyContact": TEXT, "custodial": TEXT,
         "pickupAllowed": TEXT, "contactOrder": TEXT}
+"""A Skyward ``skyward.relationships`` entry (a CSV bundle carries them in skyward_relationships.csv)."""
+ROLE = {"roleType": TEXT, "role": TEXT, "org": REF, "userProfile": REF, "beginDate": TEXT, "endDate": TEXT}
+"""A 1.2 ``roles[]`` entry (a CSV bundle carries them in roles.csv)."""
 
 USERS = SqlMapping(
-    fields={**COMMON_FIELDS, **dict.fromkeys(_PERSON.values(), TEXT), "userMasterIdentifier": TEXT, "role": TEXT,
-            "roles": RAW, "orgs": REFS, "primaryOrg": RAW, "grades": RAW, "birthDate": RAW, "userIds": RAW,
-            "agents": RAW,
+    fields={**COMMON_FIELDS, **dict.fromkeys(_PERSON.values(), TEXT),
+            "preferredFirstName": Carried(TEXT, header="preferredGivenName"), "userMasterIdentifier": TEXT,
+            "role": TEXT, "roles": Carried(RAW, Joined("roles", "userSourcedId", ROLE)), "orgs": REFS, "primaryOrg": GUIDREF, "grades": CODES,
+            "birthDate": RAW, "userIds": Carried(RAW, "user_ids"), "agents": Carried(RAW, "refs"),
             "metadata": {"skyward.gradYear": TEXT, "skyward.stateId": TEXT, "skyward.birthDate": RAW,
-                         "skyward.relationships": RAW}},
+                         "skyward.primaryOrgSourcedId": TEXT, "skyward.preferredFirstName": TEXT,
+                         "skyward.relationships": Carried(RAW, Joined("skyward_relationships", "contactSourcedId", LINK))}},
     derived={
         # user_roles(): 1.2 roles[] when it is a non-empty list, else 1.1 role and orgs
         "roles": f"CASE WHEN {key('roles')} <> '[]' THEN {json_list(key('roles'))} END",
@@ -123,8 +142,10 @@ USERS = SqlMapping(
         "role": f"CASE WHEN roles IS NOT NULL THEN {text(field_of('primary_role', 'role'))} ELSE {key('role')} END",
         "role_schools": f"list_transform(role_entries, lambda e: {ref(field_of('e', 'org'))})",
         "schools": f"CASE WHEN roles IS NOT NULL THEN {unique('role_schools')} ELSE coalesce({refs_field('orgs')}, []) END",
-        "primary_school": f"CASE WHEN roles IS NOT NULL AND NOT coalesce({ref(key('primaryOrg'))} <> '', false)"
-                          f" THEN {ref(field_of('primary_role', 'org'))} ELSE {ref(key('primaryOrg'))} END",
+        "primary_org": f"CASE WHEN roles IS NOT NULL AND NOT coalesce({ref(key('primaryOrg'))} <> '', false)"
+                       f" THEN {ref(field_of('primary_role', 'org'))} ELSE {ref(key('primaryOrg'))} END",
+        "primary_school": f"CASE WHEN primary_org <> '' THEN primary_org"
+                          f" ELSE {METADATA}.\"skyward.primaryOrgSourcedId\" END",
         # user_entity()
         "role_word": f"lower({stripped('role')})",
         "entity": "CASE WHEN coalesce(role_word, '') = '' THEN NULL WHEN role_word = 'student' THEN 'students'"

@@ -162,6 +162,17 @@ def _record_running(warehouse: Warehouse, pulls: list[Extraction]) -> None:
         )
 
 
+def record_absent(warehouse: Warehouse, *, run_id: str, source: str, entities: Iterable[str]) -> None:
+    """Record that the source does not provide ``entities`` in this run (not extracted, not failed):
+    their previous rows stay, and later stages treat them as unknown."""
+    at = _now()
+    with warehouse.writing() as con:
+        con.execute(
+            "INSERT INTO sync.extractions (run_id, source, entity, scope, mode, status, started_at, finished_at)"
+            " SELECT $run_id, $source, unnest($entities::VARCHAR[]), $scope, 'full', 'absent', $at, $at",
+            {"run_id": run_id, "source": source, "entities": list(entities), "scope": WHOLE_SOURCE, "at": at})
+
+
 class Ended(NamedTuple):
     """How a pull ended: complete when ``error`` is None, else failed for that reason."""
 
@@ -220,10 +231,14 @@ def land_rows(con, extractions: Mapping[str, Extraction], select: str) -> None:
     scope). Pages normalized in SQL (:mod:`.landing`) land this way instead of by ``write_page``."""
     first = next(iter(extractions.values()))
     names = ", ".join(ident(c) for c in [*first.columns, "payload", "scope", "run_id", "extracted_at"])
-    landed = con.execute(
-        f"INSERT INTO {first.table} ({names}) SELECT *, $run_id, $at FROM ({select}) RETURNING scope",
-        {"run_id": first.run_id, "at": _now()},
-    ).fetchall()
+    insert = f"INSERT INTO {first.table} ({names}) SELECT *, $run_id, $at FROM ({select})"
+    params = {"run_id": first.run_id, "at": _now()}
+    if len(extractions) == 1:  # a whole file: count the rows, do not send them back
+        (rows,) = con.execute(insert, params).fetchone()
+        with first._lock:
+            first.rows += rows
+        return
+    landed = con.execute(f"{insert} RETURNING scope", params).fetchall()
     for scope, rows in Counter(scope for (scope,) in landed).items():
         extraction = extractions[scope]
         with extraction._lock:

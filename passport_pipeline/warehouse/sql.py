@@ -1,4 +1,4 @@
-"""The one SQL-quoting helper, and the one way values join a query: as named parameters."""
+"""The SQL-quoting helpers, and the one way values join a query: as named parameters."""
 
 
 def ident(*parts: str) -> str:
@@ -13,3 +13,11 @@ def param(params: dict, value) -> str:
         name += "_"
     params[name] = value
     return f"${name}"
+
+
+def string(value: str) -> str:
+    """A SQL string literal of ``value``, for the rare text a statement cannot take as a parameter
+    (a CSV file's path or header inside a query that another statement embeds)."""
+    if "\x00" in value:
+        raise ValueError("text with a NUL character cannot be a SQL literal")
+    return "'" + value.replace("'", "''") + "'"
