@@ -106,7 +106,7 @@ def test_failed_scopes_keep_the_previous_picture_and_the_watermark(small_distric
         extract_source(warehouse, oneroster(sim), run_id="good", env=ENV)
         before = landed(warehouse)
         marks = dict(warehouse.reading().execute("SELECT entity, watermark FROM sync.watermarks").fetchall())
-        sim.set_faults(burst_every=4, burst_length=1, burst_status=[503])
+        sim.set_faults(burst_every=2, burst_length=1, burst_status=[503])
         result = extract_source(warehouse, oneroster(sim, max_retries=0, max_concurrency=1), run_id="bad", env=ENV)
     assert result.failed, "the fault plan should break some pulls"
     read = warehouse.reading()

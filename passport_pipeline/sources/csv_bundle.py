@@ -60,7 +60,7 @@ NOT_READ = {"userprofiles": "holds credentials, which the sync never stores"}
 """Files the sync could read but will not, and why."""
 
 
-READS = tuple(sorted((Read(kind, tuple(mapping.rows)) for kind, mapping in ONEROSTER_SQL.items()),
+READS = tuple(sorted((Read(kind, tuple(mapping.rows), whole_file=True) for kind, mapping in ONEROSTER_SQL.items()),
                     key=lambda read: list(ENTITIES).index(read.lands[0])))
 """A bundle's reads, one per OneRoster type (a bundle's own :meth:`CsvBundle.reads` say which are absent)."""
 

@@ -49,6 +49,9 @@ from passport_pipeline.sources.paging import (
     unwrap_single,
 )
 from passport_pipeline.sources.parallel import PullEvent, run_pulls
+from passport_pipeline.sources.reads import Read
+from passport_pipeline.warehouse.normalize_sql import SqlMapping
+from passport_pipeline.warehouse.normalize_sql_oneroster import ONEROSTER_SQL
 
 SCHOOL_COLLECTIONS = ("students", "teachers", "classes", "courses", "enrollments", "terms")
 """Collections readable per school (``schools/{id}/<collection>``)."""
@@ -81,6 +84,19 @@ ENTITY_READS: dict[str, tuple[str, Keep | None]] = {
     "demographics": ("demographics", None),
 }
 """Canonical entity -> (collection, local filter). Contacts bring their student_contacts."""
+
+READS = (
+    Read("schools", ("schools",)),
+    Read("terms", ("terms",)),
+    Read("courses", ("courses",), per_school=True),
+    Read("classes", ("classes",), per_school=True),
+    Read("students", ("students",), per_school=True),
+    Read("users", ("staff", "contacts", "student_contacts")),
+    Read("enrollments", ("enrollments",), per_school=True),
+    Read("demographics", ("demographics",)),
+)
+"""What extraction reads, in dependency order: an entity's collection (:data:`ENTITY_READS`), and
+``/users`` once for staff and contacts (split by role as they land), which bring contact links."""
 
 
 class OneRosterClient:
@@ -145,6 +161,32 @@ class OneRosterClient:
             raise ValueError(f"no OneRoster read for entity {entity!r}; known: {', '.join(ENTITY_READS)}") from None
         return self.collection(path, since=since, keep=keep)
 
+    def reads(self) -> tuple[Read, ...]:
+        """The reads of an extraction (:data:`READS`)."""
+        return READS
+
+    def read(self, name: str, *, since: str | dt.datetime | None = None) -> Pull:
+        """One read of :data:`READS`, district-wide: its records as sent (``since``: what changed)."""
+        return self.collection("users", since=since) if name == "users" else self.pull(name, since=since)
+
+    def mapping(self, name: str) -> SqlMapping:
+        """How the records of read ``name`` become canonical rows."""
+        return ONEROSTER_SQL[oneroster_kind(self._path(name))]
+
+    @staticmethod
+    def _path(name: str) -> str:
+        return name if name == "users" else ENTITY_READS[name][0]
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.settings.max_concurrency
+
+    def school_ids(self) -> list[str]:
+        """The ids of the source's schools (orgs of type school), read from the server."""
+        return [_text(record.get("sourcedId")) for record in self.collection("schools").records()
+                if isinstance(record, dict) and record.get("sourcedId") is not None
+                and record.get("type", "school") == "school"]
+
     def single(self, collection: str, sourced_id: str) -> dict:
         """One object: ``single("users", id)``."""
         path = f"{collection.strip('/')}/{quote(sourced_id, safe='')}"
@@ -173,14 +215,17 @@ class OneRosterClient:
                      for school in school_ids}
             yield from run_pulls(pulls, self.settings.max_concurrency)
         else:
-            yield from self._split_by_school(collection, school_ids, since)
+            yield from self.split_by_school(collection, school_ids, since=since)
 
-    def _split_by_school(self, collection: str, school_ids: list[str],
-                         since: str | dt.datetime | None) -> Iterator[PullEvent]:
+    def split_by_school(self, collection: str, school_ids: Iterable[str], *,
+                        since: str | dt.datetime | None = None) -> Iterator[PullEvent]:
+        """One read of ``collection`` split by school locally: events keyed by school, and by None
+        for records that name no school at all; every key (None too) ends with one final event."""
+        school_ids = list(dict.fromkeys(school_ids))
         wanted = set(school_ids)
         kind = oneroster_kind(collection)
         pull = self.collection(collection, since=since)
-        keys: list[str | None] = list(school_ids)
+        keys: list[str | None] = [*school_ids, None]
         try:
             for page in pull:
                 groups: dict[str | None, list] = {}
@@ -193,8 +238,6 @@ class OneRosterClient:
                         if school in wanted:
                             groups.setdefault(school, []).append(record)
                 for key, records in groups.items():
-                    if key is None and None not in keys:
-                        keys.append(None)
                     yield PullEvent(key, records=records)
         except SourceError as exc:
             for key in keys:
@@ -309,6 +352,10 @@ def _ended(stats: PullStats, path: str, how: str) -> bool:
                         "if this repeats, the server does not serve every row it counts.",
                         endpoint=path, rows=stats.unique_rows, total=stats.total)
     return True
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else str(value)
 
 
 def _sourced_id(record: object) -> object:

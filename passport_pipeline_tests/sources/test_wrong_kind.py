@@ -144,7 +144,7 @@ def test_a_wrong_kind_ends_one_nested_school_read_not_the_others(stub):
 def test_a_wrong_kind_ends_every_school_of_a_collection_split_locally(stub):
     stub.routes["/or/classes"] = paged(SCHOOLS, wrapper="schools")
     events = list(client(stub).by_school("classes", ["s1", "s2"]))
-    assert [e.key for e in events] == ["s1", "s2"]
+    assert [e.key for e in events] == ["s1", "s2", None]
     assert all(isinstance(e.error, WrongKind) for e in events)
 
 

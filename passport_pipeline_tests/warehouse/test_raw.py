@@ -1,6 +1,7 @@
 """Landing tables: pages stream in, complete pulls replace their scope, failed pulls leave no trace."""
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -14,6 +15,13 @@ from passport_pipeline.warehouse.raw import (
     raw_table,
     watermark,
 )
+
+
+def school_like(entity: str, sis_id: str, modified: str) -> dict:
+    record = dict.fromkeys(ENTITIES[entity].all_columns)
+    record.update(sis_id=sis_id, status="active", date_last_modified=modified)
+    record["payload"] = json.dumps({"sourcedId": sis_id})
+    return record
 
 
 def school(sis_id: str, name: str, modified: str = "2026-10-01T00:00:00Z") -> dict:
@@ -86,13 +94,39 @@ def test_watermark_moves_forward_only(warehouse):
     pull.write_page([school("1", "One", "2026-10-05T08:00:00.000Z"), school("2", "Two", "bad date"),
                      school("3", "Three", "2026-10-04T08:00:00Z")])
     pull.complete()
-    assert advance_watermark(warehouse, run_id="r1", source="sky", entity="schools") == "2026-10-05T08:00:00.000Z"
+    assert advance_watermark(warehouse, run_id="r1", source="sky", entities=["schools"]) == "2026-10-05T08:00:00.000Z"
 
     older = Extraction(warehouse, run_id="r2", source="sky", entity="schools", mode="delta")
     older.write_page([school("3", "Three", "2026-10-01T00:00:00Z")])
     older.complete()
-    advance_watermark(warehouse, run_id="r2", source="sky", entity="schools")
+    advance_watermark(warehouse, run_id="r2", source="sky", entities=["schools"])
     assert watermark(warehouse, "sky", "schools") == "2026-10-05T08:00:00.000Z"
+
+
+def test_a_read_sets_the_watermark_of_every_entity_it_lands_rows_or_not(warehouse):
+    staff = Extraction(warehouse, run_id="r1", source="sky", entity="staff")
+    staff.write_page([school_like("staff", "t1", "2026-10-05T08:00:00Z")])
+    staff.complete()
+    Extraction(warehouse, run_id="r1", source="sky", entity="contacts").complete()  # none in this district
+    mark = advance_watermark(warehouse, run_id="r1", source="sky", entities=["staff", "contacts"])
+    assert mark == "2026-10-05T08:00:00Z"
+    assert watermark(warehouse, "sky", "contacts") == watermark(warehouse, "sky", "staff") == mark
+
+
+def test_the_watermark_is_never_later_than_the_server_clock_when_the_read_started(warehouse):
+    pull = Extraction(warehouse, run_id="r1", source="sky", entity="staff")
+    pull.write_page([school_like("staff", "t1", "2026-10-05T08:00:00.250Z")])  # changed while paging
+    pull.complete()
+    started = datetime(2026, 10, 5, 7, 59, 58, tzinfo=timezone.utc)
+    assert advance_watermark(warehouse, run_id="r1", source="sky", entities=["staff"],
+                             server_time=started) == "2026-10-05T07:59:58Z"
+    empty = Extraction(warehouse, run_id="r2", source="sky", entity="staff", mode="delta")
+    empty.complete()  # nothing changed: the watermark still moves to when this read started
+    later = datetime(2026, 10, 6, 8, 0, tzinfo=timezone.utc)
+    assert advance_watermark(warehouse, run_id="r2", source="sky", entities=["staff"],
+                             server_time=later) == "2026-10-06T08:00:00Z"
+    assert advance_watermark(warehouse, run_id="r3", source="sky", entities=["staff"]) is None
+    assert watermark(warehouse, "sky", "staff") == "2026-10-06T08:00:00Z"
 
 
 def test_quarantine_is_an_issue_not_an_error(warehouse):
