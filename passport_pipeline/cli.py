@@ -85,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         "sync",
         help="Run Sync: extract every configured source into the warehouse, through Dagster",
         description="Run the Dagster 'sync' job in this process over the sources in passport.yaml "
-        "(PASSPORT_CONFIG) and print what happened.",
+        "(PASSPORT_CONFIG) and print what happened. Exit status: 0 succeeded; 3 every step ran but some "
+        "scope could not be extracted completely (listed; it kept its previous data); 1 a step failed; "
+        "2 the configuration is wrong.",
     )
     sync.add_argument("--mode", choices=["full", "delta"], default="full",
                       help="full: a complete snapshot per school (default); delta: only what changed")
@@ -191,12 +193,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from passport_pipeline.sync import run_sync
+    from passport_pipeline.sync import EXIT_CODES, run_sync
 
     outcome = run_sync(mode=args.mode)
-    print(f"Run {outcome.run_id} {'succeeded' if outcome.success else 'FAILED'} in {outcome.seconds:,.1f} s.\n")
+    print(f"Run {outcome.run_id} {outcome.status.upper() if not outcome.success else outcome.status} "
+          f"in {outcome.seconds:,.1f} s.\n")
     print(outcome.report)
-    return 0 if outcome.success else 1
+    return EXIT_CODES[outcome.status]
 
 
 def _test_connection(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ OneRoster with OAuth into the warehouse, and the simulator stops again.
 from __future__ import annotations
 
 from passport_pipeline.config import load_config
-from passport_pipeline.sync import run_sync
+from passport_pipeline.sync import EXIT_CODES, run_sync
 
 
 def run_demo() -> int:
@@ -19,8 +19,8 @@ def run_demo() -> int:
         print(f"Syncing the embedded demo district ({district.students:,} students, seed {district.seed}) "
               f"through the Dagster 'sync' job...")
     outcome = run_sync(mode="full")
-    state = "succeeded" if outcome.success else "FAILED"
+    state = outcome.status if outcome.success else outcome.status.upper()
     print(f"Run {outcome.run_id} {state} in {outcome.seconds:,.1f} s.\n")
     print(outcome.report)
     print("\nExplore it: `make dev` for the Dagster UI, or duckdb on the warehouse file (raw.* tables).")
-    return 0 if outcome.success else 1
+    return EXIT_CODES[outcome.status]

@@ -95,6 +95,7 @@ def _metadata(warehouse: Warehouse, source: str, entity: str, outcome: EntityOut
         "scopes complete": len(outcome.complete),
         "scopes failed": len(outcome.failed),
         "records quarantined": outcome.quarantined,
+        "provided by the source": not outcome.absent,
         "watermark": outcome.watermark or "(unchanged)",
         "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "(no rows)"),
     }
@@ -105,12 +106,17 @@ def _metadata(warehouse: Warehouse, source: str, entity: str, outcome: EntityOut
 
 def _completeness(key: dg.AssetKey, outcome: EntityOutcome) -> dg.AssetCheckResult:
     failures = "\n".join(f"- `{scope}`: {error}" for scope, error in outcome.failed.items())
+    if outcome.absent:
+        description = "Not provided by the source (absent): not extracted; its previous rows, if any, stay."
+    elif outcome.failed:
+        description = "These scopes failed; their previous complete rows were kept and nothing is inferred from them."
+    else:
+        description = None
     return dg.AssetCheckResult(
         asset_key=key,
         check_name=COMPLETE_CHECK,
         passed=not outcome.failed,
         metadata={"failed scopes": dg.MetadataValue.md(failures or "none"),
-                  "complete scopes": len(outcome.complete)},
-        description=None if not outcome.failed else
-        "These scopes failed; their previous complete rows were kept and nothing is inferred from them.",
+                  "complete scopes": len(outcome.complete), "provided by the source": not outcome.absent},
+        description=description,
     )

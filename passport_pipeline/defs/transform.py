@@ -114,11 +114,12 @@ def stage_assets(source: Source, stage: str, run: Callable[..., StageReport]) ->
             report = run(warehouse, configured, context.run_id, _today(passport_config))
         else:
             report = run(warehouse, configured, context.run_id)
+        facts = {name.replace("_", " "): value for name, value in report.facts.items()}
         for entity, counts in report.entities.items():
             key = stage_key(stage, source.name, entity)
             yield dg.MaterializeResult(
                 asset_key=key,
-                metadata=_metadata(warehouse, stage_table(stage, source.name, entity), counts),
+                metadata={**_metadata(warehouse, stage_table(stage, source.name, entity), counts), **facts},
                 check_results=[_issues_check(key, counts)] if stage == "staged" else [],
             )
 

@@ -47,7 +47,9 @@ def test_sync_job_materializes_every_stage_of_every_entity_with_metadata(configu
     materialized = {e.asset_key.to_user_string(): e.materialization.metadata
                     for e in result.get_asset_materialization_events()}
     assert set(materialized) == {f"{stage}/sky/{e}" for stage in ("raw", "mapped", "filtered", "staging")
-                                 for e in ENTITIES} | {"staging/sky/schools_mapping"}
+                                 for e in ENTITIES} | {"staging/sky/schools_mapping", "sync_report"}
+    assert "Extraction" in materialized["sync_report"]["report"].value
+    assert materialized["sync_report"]["incomplete scopes"].value == 0
     students = materialized["raw/sky/students"]
     assert students["dagster/row_count"].value > 300
     assert students["scopes failed"].value == 0
@@ -63,15 +65,21 @@ def test_sync_job_materializes_every_stage_of_every_entity_with_metadata(configu
     assert len(checks) == 20 and all(check.passed for check in checks), "a clean district raises no issue"
 
 
-def test_completeness_check_fails_when_a_school_cannot_be_read(configured):
-    configured.set_faults(burst_every=3, burst_length=50, burst_status=[500])
+def test_a_scope_that_cannot_be_read_fails_the_run_naming_it_after_the_rule_stages_ran(configured):
+    configured.set_faults(short_endpoints=["enrollments"])
     result = job("sync").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
         run_config={"ops": {"extract_sky": {"config": {"mode": "full"}}}},
         raise_on_error=False,
     )
+    assert not result.success
     failed = [check for check in result.get_asset_check_evaluations() if not check.passed]
-    assert failed, "a server answering 500 must leave some scope incomplete"
+    assert [check.asset_key.to_user_string() for check in failed] == ["raw/sky/enrollments"]
+    assert "staging/sky/enrollments" in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "sync_report"
+    message = failure.step_failure_data.user_failure_data.description
+    assert "sky enrollments, the whole source and schools" in message and "counts" in message
 
 
 def test_run_sync_reports_rows_per_entity(configured):
@@ -89,3 +97,17 @@ def test_test_connection_job_passes_and_fails_with_what_to_fix(configured, monke
     failure = next(e for e in result.all_events if e.is_step_failure)
     text = failure.step_failure_data.user_failure_data.description
     assert "SIM_SECRET" in text and "wrong-secret" not in text
+
+
+def test_an_incomplete_sync_exits_3_and_prints_each_scope_with_its_reason(configured, capsys):
+    from passport_pipeline import cli
+
+    configured.set_faults(short_endpoints=["enrollments"])
+    assert cli.main(["sync"]) == 3
+    out = capsys.readouterr().out
+    assert "INCOMPLETE" in out and "succeeded" not in out
+    assert "4 scopes were not extracted completely" in out
+    assert "sky enrollments, the whole source and schools org-0000000002, org-0000000003, org-0000000004: " \
+           "enrollments: the read ended" in out
+    configured.set_faults()
+    assert cli.main(["sync"]) == 0
