@@ -314,3 +314,17 @@ def test_check_sources_checks_the_named_sources_of_a_config(sim, small_district,
     assert [r.source for r in check_sources(config, ["csv"], env={})] == ["csv"]
     with pytest.raises(ConfigError, match="no source named 'nope'"):
         check_sources(config, ["nope"], env={})
+
+
+@pytest.mark.parametrize("version,fault,said", [("1.1", "nested_as_schools", "answered a list of 'schools'"),
+                                                ("1.2", "nested_not_found", "404")])
+def test_nested_endpoints_that_do_not_serve_their_collection_are_named_with_what_the_sync_does(
+        small_district, version, fault, said):
+    with running_simulator(small_district, read_only=True, faults={fault: True}) as running:
+        report = check_source(oneroster(running, oneroster_version=version), env("passport-demo",
+                                                                                 DEMO_CREDENTIAL.secret))
+    nested = report.endpoints[-1]
+    assert nested.endpoint.startswith("schools/") and nested.outcome == "failing"
+    assert said in nested.detail and "splits them by school instead" in nested.detail
+    assert report.usable, "the sync falls back, so the source can still be synced"
+    assert any(nested.endpoint in warning for warning in report.warnings)
