@@ -34,8 +34,7 @@ from urllib.parse import quote
 
 from passport_pipeline.sources.errors import RequestRejected, ShortRead, SourceError
 from passport_pipeline.sources.http import HttpClient, JsonResponse
-from passport_pipeline.sources.normalize import Broken, ref
-from passport_pipeline.sources.normalize_oneroster import KINDS, oneroster_kind, user_entity, user_roles
+from passport_pipeline.sources.oneroster_records import KINDS, oneroster_kind, ref, user_entity, user_roles
 from passport_pipeline.sources.oneroster_kinds import page_records
 from passport_pipeline.sources.paging import (
     Page,
@@ -57,7 +56,7 @@ SCHOOL_COLLECTIONS = ("students", "teachers", "classes", "courses", "enrollments
 """Collections readable per school (``schools/{id}/<collection>``)."""
 
 Keep = Callable[[dict], bool]
-_UNREADABLE = (Broken, TypeError, AttributeError, ValueError)
+_UNREADABLE = (TypeError, AttributeError, ValueError)
 
 
 def _users_of(entity: str) -> Keep:

@@ -1,11 +1,10 @@
 """Source records to canonical rows in DuckDB SQL: what the OneRoster and SMS mappings share.
 
 Extraction hands DuckDB each page as JSON text (see :mod:`.landing`), so Python touches a
-record only to decode the page, never to normalize it. The SQL here means what
-:mod:`passport_pipeline.sources.normalize` means — that module stays the reference, and tests
-land every entity both ways and compare: values as sent, JSON booleans ``"true"``/``"false"``,
-numbers as Python writes them, GUIDRefs as their ``sourcedId``, a broken record quarantined
-with the same reason.
+record only to decode the page, never to normalize it. The tests hold an independent Python
+oracle of the same rules (``passport_pipeline_tests/oracle``), land every entity both ways and
+compare: values as sent, JSON booleans ``"true"``/``"false"``, numbers as Python writes them,
+GUIDRefs as their ``sourcedId``, a broken record quarantined with the same reason.
 
 A :class:`SqlMapping` describes one source record type: the ``fields`` read from each record
 (DuckDB parses each record once into them), values ``derived`` once per record, the

@@ -1,6 +1,6 @@
-"""OneRoster 1.1 / 1.2 records to canonical rows in SQL: :mod:`..sources.normalize_oneroster`, in DuckDB.
+"""The OneRoster field map: 1.1 / 1.2 records to canonical rows, in DuckDB SQL.
 
-Same rules as the reference: users split by role (``roles[]`` of 1.2 gives the primary role
+Users split by role (``roles[]`` of 1.2 gives the primary role
 and the schools), contacts bring ``student_contacts`` from ``metadata["skyward.relationships"]``
 or, without that extension, from their ``agents``; GUIDRefs become their ``sourcedId``.
 Skyward's ``metadata`` extensions fill what a version lacks: ``skyward.primaryOrgSourcedId`` and
@@ -13,7 +13,6 @@ it (``org`` in ``orgSourcedId``, ``terms`` in ``termSourcedIds``, ``roles`` in r
 
 from __future__ import annotations
 
-from passport_pipeline.sources.normalize_oneroster import RACES
 from passport_pipeline.warehouse.normalize_sql import (
     RAW,
     REF,
@@ -93,6 +92,17 @@ ENROLLMENTS = SqlMapping(
                                "primary": key("primary"), "begin_date": key("beginDate"),
                                "end_date": key("endDate")})},
 )
+
+RACES = {
+    "american_indian_or_alaska_native": "americanIndianOrAlaskaNative",
+    "asian": "asian",
+    "black_or_african_american": "blackOrAfricanAmerican",
+    "native_hawaiian_or_other_pacific_islander": "nativeHawaiianOrOtherPacificIslander",
+    "white": "white",
+    "demographic_race_two_or_more_races": "demographicRaceTwoOrMoreRaces",
+    "hispanic_or_latino_ethnicity": "hispanicOrLatinoEthnicity",
+}
+"""Canonical race and ethnicity columns -> OneRoster demographics fields."""
 
 _DEMOGRAPHICS = {
     "birth_date": "birthDate", "sex": "sex", "country_of_birth_code": "countryOfBirthCode",
@@ -207,4 +217,4 @@ ONEROSTER_SQL = {
     "demographics": DEMOGRAPHICS,
     "users": USERS,
 }
-"""OneRoster type (as :func:`..sources.normalize_oneroster.oneroster_kind` names it) -> its mapping."""
+"""OneRoster type (as :func:`..sources.oneroster_records.oneroster_kind` names it) -> its mapping."""

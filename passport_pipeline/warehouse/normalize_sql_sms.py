@@ -1,6 +1,6 @@
-"""Skyward SMS 2.0 native records to canonical rows in SQL: :mod:`..sources.normalize_sms`, in DuckDB.
+"""The SMS 2.0 native field map: PascalCase records to canonical rows, in DuckDB SQL.
 
-Same rules as the reference: native ids as text, ``Status`` and ``PositionDesc`` in OneRoster's
+Native ids as text, ``Status`` and ``PositionDesc`` in OneRoster's
 words, sections bring their teachers' enrollments, students their demographics, guardians their
 ``student_contacts``; staff come merged per ``NameId`` by the client.
 """

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from passport_pipeline.entities import ENTITIES
-from passport_pipeline.sources.normalize_oneroster import normalize_oneroster
-from passport_pipeline.sources.normalize_sms import normalize_sms
+from passport_pipeline_tests.oracle.oneroster import normalize_oneroster
+from passport_pipeline_tests.oracle.sms import normalize_sms
 
 
 def guid(sourced_id: str, kind: str = "org") -> dict:

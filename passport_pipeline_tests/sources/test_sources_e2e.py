@@ -17,17 +17,12 @@ from stub_server import Sleeps
 
 from passport_pipeline.simulator.oneroster import SCOPES
 from passport_pipeline.simulator.server import running_simulator
-from passport_pipeline.sources import (
-    ClientSettings,
-    ForbiddenError,
-    OneRosterClient,
-    SmsClient,
-    normalize_oneroster,
-    normalize_sms,
-)
+from passport_pipeline.sources import ClientSettings, ForbiddenError, OneRosterClient, SmsClient
 from passport_pipeline.sources.http import HttpClient
 from passport_pipeline.sources.oneroster import ENTITY_READS
 from passport_pipeline.sources.sms import READS as SMS_READS
+from passport_pipeline_tests.oracle.oneroster import normalize_oneroster
+from passport_pipeline_tests.oracle.sms import normalize_sms
 
 CONTACT = "('guardian', 'parent', 'relative')"
 ONEROSTER_IDS = {

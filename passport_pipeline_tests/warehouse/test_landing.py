@@ -1,4 +1,4 @@
-"""Pages landed as JSON text by SQL equal the Python normalizers' records, row for row.
+"""Pages landed as JSON text by SQL equal the Python oracle's records, row for row.
 
 Every entity of the small district is read through the simulator (OneRoster 1.1, 1.2 and
 SMS) and landed both ways: the Python reference (``normalize_*`` then ``write_page``) and
@@ -16,7 +16,8 @@ import pytest
 from passport_pipeline.config import OneRosterSource, SmsSource
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.simulator.server import running_simulator
-from passport_pipeline.sources import normalize_oneroster, normalize_sms
+from passport_pipeline_tests.oracle.oneroster import normalize_oneroster
+from passport_pipeline_tests.oracle.sms import normalize_sms
 from passport_pipeline.sources.connect import open_client
 from passport_pipeline.sources.paging import SentPage
 from passport_pipeline.warehouse.connection import Warehouse

@@ -1,4 +1,4 @@
-"""OneRoster 1.1 / 1.2 JSON records to canonical records.
+"""The oracle of OneRoster 1.1 / 1.2 JSON records to canonical records.
 
 Users split by role: ``student`` -> students; ``guardian``/``parent``/``relative`` ->
 contacts; every other role (teacher, administrator, aide, counselor, principal...) -> staff.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
-from passport_pipeline.sources.normalize import (
+from passport_pipeline_tests.oracle.records import (
     BLANK,
     Broken,
     Normalized,

@@ -1,4 +1,4 @@
-"""Skyward SMS 2.0 native (PascalCase) records to canonical records.
+"""The oracle of Skyward SMS 2.0 native (PascalCase) records to canonical records.
 
 Ids are the native ones (``NameId``, ``SchoolId``, ``SectionId``...), as text. Two
 vocabularies are mapped to OneRoster's, since later stages compare them: ``Status``
@@ -12,7 +12,7 @@ vocabularies are mapped to OneRoster's, since later stages compare them: ``Statu
   Role: ``relative`` for a contact who is nobody's guardian, ``parent`` for a guardian who is a
   mother, father or stepparent, else ``guardian``.
 - ``staff``: the client merges one person's assignment rows into one record with
-  ``Assignments`` (see :mod:`.sms`); schools come from every assignment.
+  ``Assignments`` (see :mod:`passport_pipeline.sources.sms`); schools come from every assignment.
 - ``sections`` -> classes, and a teacher enrollment per entry of ``Teachers[]``
   (``sis_id`` ``"<StaffNameId>|<SectionId>"``); ``studentschedules`` -> student enrollments
   (``"<StudentNameId>|<SectionId>"``).
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from passport_pipeline.sources.normalize import (
+from passport_pipeline_tests.oracle.records import (
     BLANK,
     Broken,
     Normalized,

@@ -1,4 +1,4 @@
-"""Source records to canonical records: what both APIs' normalizers share.
+"""The oracle's shared part: source records to canonical records, in Python.
 
 A canonical record is a dict with exactly the columns of its entity
 (``ENTITIES[name].all_columns``) plus ``payload``, the source record as compact JSON so that
@@ -9,7 +9,7 @@ the id they point to.
 
 A structurally broken record (not an object, no id, unreadable) is not an exception: it
 becomes a :class:`Quarantined` item with the reason and the raw text, and the page goes on.
-:mod:`.normalize_oneroster` and :mod:`.normalize_sms` hold the per-API mappings.
+:mod:`.oneroster` and :mod:`.sms` hold the per-API mappings.
 """
 
 from __future__ import annotations
