@@ -224,10 +224,15 @@ class _Run:
             new = [scope for scope in scopes if (entity, scope) not in self.extractions]
             if new:
                 started = Extraction.start(self.warehouse, run_id=self.result.run_id, source=self.source.name,
-                                           entity=entity, scopes=new, mode=self.result.mode)
+                                           entity=entity, scopes=new, mode=self.mode(read))
                 self.extractions.update({(entity, scope): pull for scope, pull in started.items()})
             for scope in scopes:
                 self.owing[(entity, scope)].add(read.name)
+
+    def mode(self, read: Read) -> str:
+        """``delta`` in a delta run, and for a read that holds only changes (a bundle's delta file):
+        its rows are upserts that replace nothing else; else ``full``."""
+        return "delta" if self.delta or read.delta else "full"
 
     def since(self, read: Read) -> str | None:
         """Where a delta read starts: the oldest watermark of what it lands (None, i.e. read
@@ -313,7 +318,7 @@ class _Run:
         failed scopes aside), and each read that completed moves its entities' watermark."""
         for read in reads:
             entities = self.landed(read)
-            if not self.delta:
+            if self.mode(read) == "full":
                 for entity in entities:
                     sweep_superseded(self.warehouse, run_id=self.result.run_id, source=self.source.name,
                                      entity=entity, kept=self.result.entities[entity].failed)

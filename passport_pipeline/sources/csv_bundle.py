@@ -160,7 +160,8 @@ class CsvBundle:
     def reads(self) -> list[Read]:
         """The bundle's reads — one per OneRoster type, named like its file, with the entities it lands —
         each ``absent`` when the bundle does not provide its file."""
-        return [dataclasses.replace(read, absent=self._files[read.name.lower()].processing == "absent")
+        return [dataclasses.replace(read, absent=self._files[read.name.lower()].processing == "absent",
+                                    delta=self._files[read.name.lower()].processing == "delta")
                 for read in READS]
 
     def entities(self) -> list[str]:

@@ -24,6 +24,8 @@ class Read:
     per_school: bool = False
     absent: bool = False
     """The source does not provide it this time (a bundle's file marked absent): not read, not failed."""
+    delta: bool = False
+    """It holds only what changed (a bundle's file marked delta): its rows are upserts, never a snapshot."""
     whole_file: bool = False
     """Landed by the client whole, from a file (:meth:`SourceClient.land`), rather than page by page."""
 

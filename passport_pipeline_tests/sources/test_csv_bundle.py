@@ -287,3 +287,23 @@ def test_a_damaged_zip_member_fails_its_read_with_a_clear_error(folder, warehous
     assert "enrollments.csv could not be read to the end" in result.failed["enrollments"]["*"]
     assert "export it again" in result.failed["enrollments"]["*"]
     assert len(landed(warehouse, "schools")) > 0
+
+
+def test_a_delta_file_upserts_what_it_holds_and_never_replaces_the_rest(small_district, warehouse, tmp_path):
+    full = export_bundle(small_district, tmp_path / "full")
+    assert not extract(warehouse, full).failed
+    before = landed(warehouse, "enrollments")
+    delta = export_bundle(small_district, tmp_path / "delta")
+    lines = (delta / "enrollments.csv").read_text().splitlines()
+    changed = lines[1].replace(",student,", ",teacher,")
+    (delta / "enrollments.csv").write_text("\n".join([lines[0], changed]) + "\n")
+    set_manifest(delta, **{"file.enrollments": "delta"})
+    result = extract_source(warehouse, CsvBundleSource(name="csv", path=delta), run_id="r2")
+    assert not result.failed
+    after = landed(warehouse, "enrollments")
+    assert after.keys() == before.keys(), "a delta file holds changes, not the whole roster"
+    (sis_id,) = [key for key in after if after[key] != before[key]]
+    assert after[sis_id][list(ENTITIES["enrollments"].all_columns).index("role")] == "teacher"
+    assert warehouse.reading().execute(
+        "SELECT DISTINCT mode FROM sync.extractions WHERE run_id = 'r2' AND entity = 'enrollments'").fetchall() \
+        == [("delta",)]
