@@ -171,18 +171,16 @@ class _Run:
             self.open(read, [WHOLE_SOURCE])
         pulls = {read.name: (lambda read=read: self.client.read(read.name, since=self.since(read)))
                  for read in reads}
-        self.consume(by_name, run_pulls(pulls, self.client.max_concurrency), lambda key: WHOLE_SOURCE)
+        self.consume(run_pulls(pulls, self.client.max_concurrency), lambda key: (by_name[key], WHOLE_SOURCE))
         self.settle()
 
-    def consume(self, reads: Mapping[str, Read] | Read, events: Iterator[PullEvent],
-                scope_of: Callable[[str | None], str]) -> None:
-        """Land the pages of ``events`` and keep their ends for :meth:`settle`; a read is named by
-        each event's key, or is ``reads`` itself (events keyed by school)."""
+    def consume(self, events: Iterator[PullEvent], route: Callable[[str | None], tuple[Read, str]]) -> None:
+        """Land the pages of ``events`` and keep their ends for :meth:`settle`; ``route`` says which
+        read and scope an event's key stands for."""
         with closing(events):  # a bug raised here must still stop the pulls' threads
             for event in events:
-                read = reads if isinstance(reads, Read) else reads[event.key]
-                scope = scope_of(event.key)
-                if (read.lands[0], scope) not in self.extractions:
+                read, scope = route(event.key)
+                if (self.landed(read)[0], scope) not in self.extractions:
                     self.open(read, [scope])
                 if not event.final:
                     self.landing(read).add(event.records, scope)
@@ -193,6 +191,10 @@ class _Run:
                     known = self.server_times.get(read.name)
                     self.server_times[read.name] = min(filter(None, (known, event.stats.server_time)))
                 self.ended.append((read, scope, event))
+
+    def end_empty(self, read: Read, scope: str) -> None:
+        """Settle ``scope`` of ``read`` as complete with nothing in it (nothing lies there)."""
+        self.ended.append((read, scope, PullEvent(None)))
 
     def commit(self) -> None:
         """Land what the reads buffered and make it visible (their pulls stay open)."""
@@ -220,6 +222,7 @@ class _Run:
         self.finish([done for read, scope, event in ended for done in self.end(read, scope, event)])
 
     def open(self, read: Read, scopes: list[str]) -> None:
+        """Record the pulls of ``scopes`` as running (once), each owing ``read`` until it ends."""
         for entity in self.landed(read):
             new = [scope for scope in scopes if (entity, scope) not in self.extractions]
             if new:

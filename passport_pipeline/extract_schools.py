@@ -21,7 +21,7 @@ outside the schools and ``*`` completes empty, so older rows there are replaced 
 
 from __future__ import annotations
 
-from passport_pipeline.sources import PullEvent, SourceError
+from passport_pipeline.sources import SourceError
 from passport_pipeline.sources.reads import Read
 from passport_pipeline.warehouse.raw import WHOLE_SOURCE, raw_table
 
@@ -35,15 +35,16 @@ def read_per_school(run, read: Read) -> None:
     expected = _countable(run, read, schools, source_schools)
     if expected is not None:
         run.log(f"{run.source.name}: reading {read.name} for {len(schools)} schools")
-        run.consume(read, run.client.by_school(read.name, schools), _scope)
+        run.consume(run.client.by_school(read.name, schools), lambda school: (read, _scope(school)))
         run.commit()
         why = _unreconciled(run, read, schools, expected)
         if why is None:
-            run.ended.append((read, WHOLE_SOURCE, PullEvent(None)))
+            run.end_empty(read, WHOLE_SOURCE)
             run.settle(read)
             return
         _start_over(run, read, scopes, why)
-    run.consume(read, run.client.split_by_school(read.name, schools, since=run.since(read)), _scope)
+    run.consume(run.client.split_by_school(read.name, schools, since=run.since(read)),
+                lambda school: (read, _scope(school)))
     run.settle(read)
 
 
