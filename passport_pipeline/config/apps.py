@@ -2,7 +2,7 @@
 
 - :class:`OneRosterSource` (``skyward_oneroster``): Qmlativ or SMS 2.0 over OneRoster 1.1/1.2;
 - :class:`SmsSource` (``skyward_sms``): the SMS 2.0 native API;
-- :class:`CsvBundleSource` (``oneroster_csv``): a OneRoster 1.1 CSV bundle, folder or zip.
+- :class:`CsvBundleSource` (``oneroster_csv``): a OneRoster 1.1 or 1.2 CSV bundle, folder or zip.
 
 What clients read (stable): ``name``, ``app``, ``entities`` (canonical names in registry
 order), ``sis_id_prefix``, ``sync_mode``, ``delta.enabled``, ``advanced``; for the API apps
@@ -312,7 +312,7 @@ class SmsSource(ApiSource):
 
 
 class CsvBundleSource(SourceBase):
-    """A OneRoster 1.1 CSV bundle: a folder, or a .zip, of manifest.csv, orgs.csv, users.csv…"""
+    """A OneRoster 1.1 or 1.2 CSV bundle: a folder, or a .zip, of manifest.csv, orgs.csv, users.csv…"""
 
     WRITES_BACK: ClassVar[bool] = False
 
