@@ -39,7 +39,7 @@ from passport_pipeline.config.settings import (
 )
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.simulator.auth import DEMO_CREDENTIAL
-from passport_pipeline.sources.settings import ONEROSTER_BASE_PATHS
+from passport_pipeline.sources.settings import ONEROSTER_BASE_PATHS, oneroster_scopes
 from passport_pipeline.sources.sms import PATHS as SMS_PATHS
 
 EMBEDDED = "embedded"
@@ -63,8 +63,7 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 def default_scopes(version: str) -> tuple[str, ...]:
     """The read scopes for rosters, nested endpoints and demographics of a OneRoster version."""
-    base = f"https://purl.imsglobal.org/spec/or/v1p{version[-1]}/scope"
-    return tuple(f"{base}/{s}.readonly" for s in ("roster-core", "roster", "roster-demographics"))
+    return oneroster_scopes(version)
 
 
 class SourceBase(Settings):
