@@ -9,7 +9,8 @@ order), ``sis_id_prefix``, ``sync_mode``, ``delta.enabled``, ``advanced``; for t
 ``api_url`` and ``endpoints[name]`` (a request goes to ``f"{api_url}/{endpoints[name]}"``; SMS
 paths may hold ``{NameId}`` or ``{SchoolId}``), ``server_url`` (``base_url`` made concrete),
 ``token_endpoint``, ``scopes`` and ``base_path`` (OneRoster), ``http`` and
-``resolve_credentials(env)``; for CSV bundles ``path`` (absolute).
+``resolve_credentials(env)``; for CSV bundles ``path`` (absolute). Every source has a
+``location``: where reports say it is read.
 
 Defaults that depend on another setting (base path and scopes by OneRoster version, delta where
 the app supports it) are filled before validation, so a loaded source holds the values in effect.
@@ -220,6 +221,14 @@ class ApiSource(SourceBase):
         return Credentials(client_id, SecretStr(secret))
 
     @property
+    def location(self) -> str:
+        """Where the source is read, as reports name it: its API address."""
+        try:
+            return self.api_url
+        except ConfigError:
+            return "the embedded simulator (not running)"
+
+    @property
     def server_url(self) -> str:
         """``base_url``, or its address on the running simulator for an ``embedded`` source."""
         if not self.embedded:
@@ -326,6 +335,11 @@ class CsvBundleSource(SourceBase):
         if path.is_file() and path.suffix.lower() != ".zip":
             raise problem(f"{shown(str(path))} is a file but not a .zip: give the bundle's folder or .zip")
         return path
+
+    @property
+    def location(self) -> str:
+        """Where the source is read, as reports name it: the bundle's folder or zip."""
+        return str(self.path)
 
 
 def _path_problem(path: str, default: str) -> str | None:
