@@ -1,28 +1,27 @@
 """Test Connection: can this source be synced, and if not, what should a district admin fix?
 
-For one configured source, :func:`check_source` authenticates (or opens the CSV bundle) and
-reads one small page of every entity endpoint, and returns a
+For one configured source, :func:`check_source` opens its client, gets in
+(:meth:`~passport_pipeline.sources.reads.SourceClient.authenticate`: a token, or the bundle
+opened) and takes each of the client's probes (:class:`~passport_pipeline.sources.reads.Probe`):
+every endpoint or file the sync reads, in the client's order. It returns a
 :class:`~passport_pipeline.connection_report.SourceReport`:
 
-- **access**: a token was obtained, or why not — a wrong client id/secret, an inactive,
-  not-yet-effective or expired Integration Access record (in the server's own words), an unset
-  secret variable (named), a token URL that is unreachable or wrong, a refused scope;
-- **endpoints**: each one reachable (rows on the first page, the server's total, latency),
-  empty (200 with no rows: a warning), forbidden (naming the missing scope), failing (status
-  and the server's words), or skipped when there was nothing to ask about. OneRoster: the
-  collections, plus ``schools/{first school}/students`` for ``roster.readonly``; SMS native:
-  every configured endpoint, per-student ones with the first student's ``NameId``; CSV: every
-  file the manifest lists or the sync reads — read whole by DuckDB (its rows and those that
-  cannot be read), unreadable and why, or not provided (failing only when the sync needs it);
-- **paging**: ``students`` is read at the configured page size, so that a page-size clamp the
-  server applies silently shows; every other endpoint with a small limit, to stay quick;
-- **schools**: the schools the credential sees against those the explicit schools mapping
-  expects (or, in auto mode, those the previous sync saw, when the caller passes them), so a
-  credential restricted to some schools is told apart from a wrong secret.
+- **access**: a token was obtained (or the bundle opened), or why not — a wrong client
+  id/secret, an inactive, not-yet-effective or expired credential record (in the server's own
+  words), an unset secret variable (named), a token URL that is unreachable or wrong, a refused
+  scope, a bundle that cannot be opened;
+- **endpoints**: each probe reachable (rows, the source's total, latency), empty (a warning),
+  forbidden (naming the missing scope), failing (status and the source's words, and what the
+  sync does instead when the client says), not provided (failing only when the sync needs what
+  it feeds), or skipped when there was nothing to ask about;
+- **paging**: what a server's page-size clamp or refused sort means;
+- **schools**: the schools the source shows (the probe read whole for them) against those the
+  explicit schools mapping expects (or, in auto mode, those the previous sync saw, when the
+  caller passes them), so a credential restricted to some schools is told apart from a wrong secret.
 
-Retries are cut to two quick ones: a check reports what a server does, it does not wait it out.
-Every message comes from the source clients (which redact secrets and tokens) or from here,
-and the report is redacted once more with the source's secret.
+Which endpoints, scopes and ids a source has is the client's to say; what each outcome means
+for a sync, and its words, are said here. Retries are cut to two quick ones: a check reports
+what a server does, it does not wait it out. The report is redacted once more by the client.
 """
 
 from __future__ import annotations
@@ -31,22 +30,13 @@ import dataclasses
 import os
 import re
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from urllib.parse import quote
+from contextlib import closing
 
 import duckdb
 
-from passport_pipeline.config import (
-    ApiSource,
-    ConfigError,
-    CsvBundleSource,
-    OneRosterSource,
-    PassportConfig,
-    Source,
-    default_scopes,
-)
+from passport_pipeline.config import ConfigError, PassportConfig, Source
 from passport_pipeline.connection_report import (
     AccessCheck,
     EndpointCheck,
@@ -60,33 +50,17 @@ from passport_pipeline.sources import (
     ConnectionFailed,
     ForbiddenError,
     NotFoundError,
-    OneRosterClient,
-    SmsClient,
     SourceError,
 )
-from passport_pipeline.sources.connect import client_settings
-from passport_pipeline.sources.csv_bundle import BundleFile, CsvBundle
-from passport_pipeline.sources.oneroster import ENTITY_READS
-from passport_pipeline.sources.paging import Pull, PullStats
+from passport_pipeline.sources.connect import open_client
+from passport_pipeline.sources.reads import Access, Probe, Sample, SourceClient
+from passport_pipeline.sources.settings import ClientSettings
 from passport_pipeline.warehouse.raw import raw_table
 
 __all__ = ["SourceReport", "check_source", "check_sources", "format_report", "previous_schools"]
 
-PROBE_ROWS = 10
-"""Rows asked of each endpoint: enough to see data, few enough to stay quick."""
 CORE_ENTITIES = ("schools", "students", "staff", "classes", "enrollments")
 """Without these a sync cannot produce a roster (as far as the source extracts them)."""
-
-ONEROSTER_PROBES = ("orgs", "schools", "academicSessions", "courses", "classes", "students", "teachers", "users",
-                    "enrollments", "demographics")
-ONEROSTER_FEEDS = {name: tuple(e for e, (read, _) in ENTITY_READS.items() if read == name) for name in ONEROSTER_PROBES}
-"""OneRoster collection -> the canonical entities the client reads from it."""
-SMS_FEEDS = {"schools": ("schools",), "students": ("students", "demographics"), "student_enrollments": ("students",),
-             "guardians": ("contacts", "student_contacts"), "staff": ("staff",), "courses": ("courses",),
-             "sections": ("classes", "enrollments"), "terms": ("terms",), "student_schedules": ("enrollments",)}
-"""SMS native endpoint -> the canonical entities extraction takes from it."""
-
-_PLACEHOLDER = re.compile(r"\{(NameId|SchoolId)\}")
 
 Schools = dict[str, set[str]]
 """A school's source id -> every id it may be mapped by (source id, code)."""
@@ -108,9 +82,24 @@ def check_sources(config: PassportConfig, names: Sequence[str] | None = None, en
 def check_source(source: Source, env: Mapping[str, str] = os.environ, *,
                  known_schools: Collection[str] | None = None) -> SourceReport:
     """Check one source; what the server or the environment gets wrong goes in the report, never raised."""
-    if isinstance(source, CsvBundleSource):
-        return _check_bundle(source, known_schools)
-    return _check_api(source, env, known_schools)
+    report = SourceReport(source.name, source.app, source.location, AccessCheck(False, "configuration", ""))
+    started = time.perf_counter()
+    try:
+        client = open_client(source, env, tuned=_quick)
+    except ConfigError as exc:
+        problem = "missing_credentials" if "environment variable" in str(exc) else "configuration"
+        detail = "; ".join(exc.problems) or exc.summary
+        return dataclasses.replace(report, access=AccessCheck(False, problem, detail[:1].upper() + detail[1:]))
+    except SourceError as exc:
+        return dataclasses.replace(report, access=AccessCheck(False, "bundle_unreadable", str(exc)))
+    with closing(client):
+        access, opened = _authenticate(source, client, started)
+        report = dataclasses.replace(report, access=access)
+        if opened is not None:
+            checks, schools = _Prober(source, client, opened.granted).run()
+            coverage = _coverage(source, schools, known_schools, sees=opened.sees)
+            report = dataclasses.replace(report, endpoints=tuple(checks), schools=coverage)
+        return report.redacted(client.redact)
 
 
 def previous_schools(con: duckdb.DuckDBPyConnection, source: str) -> set[str] | None:
@@ -123,61 +112,43 @@ def previous_schools(con: duckdb.DuckDBPyConnection, source: str) -> set[str] | 
     return {sis_id for (sis_id,) in rows} or None
 
 
-# --- API sources ---------------------------------------------------------------------------------
+def _quick(settings: ClientSettings) -> ClientSettings:
+    """At most two quick retries: a check reports what a server does, it does not wait it out."""
+    return dataclasses.replace(settings, max_retries=min(settings.max_retries, 2),
+                               backoff_max_s=min(settings.backoff_max_s, 1.0),
+                               retry_after_max_s=min(settings.retry_after_max_s, 5.0))
 
-def _check_api(source: ApiSource, env: Mapping[str, str], known_schools: Collection[str] | None) -> SourceReport:
-    report = SourceReport(source.name, source.app, _location(source), AccessCheck(False, "configuration", ""))
+
+# --- access --------------------------------------------------------------------------------------
+
+def _authenticate(source: Source, client: SourceClient, started: float) -> tuple[AccessCheck, Access | None]:
+    """How getting in went, and what the client got (None when it did not)."""
     try:
-        secret = source.resolve_credentials(env).secret.get_secret_value()
-        settings = client_settings(source, env)
-    except ConfigError as exc:
-        problem = "missing_credentials" if "environment variable" in str(exc) else "configuration"
-        detail = "; ".join(exc.problems) or exc.summary
-        return dataclasses.replace(report, access=AccessCheck(False, problem, detail[:1].upper() + detail[1:]))
-    settings = dataclasses.replace(settings, max_retries=min(settings.max_retries, 2),
-                                   backoff_max_s=min(settings.backoff_max_s, 1.0),
-                                   retry_after_max_s=min(settings.retry_after_max_s, 5.0))
-    oneroster = isinstance(source, OneRosterSource)
-    with OneRosterClient(settings) if oneroster else SmsClient(settings) as client:
-        access = _authenticate(source, client)
-        report = dataclasses.replace(report, access=access)
-        if access.ok:
-            reader = _Reader(source, client, frozenset(access.granted_scopes))
-            checks, schools = _oneroster_checks(reader) if oneroster else _sms_checks(reader)
-            coverage = _coverage(source, schools, known_schools, sees="this credential sees")
-            report = dataclasses.replace(report, endpoints=tuple(checks), schools=coverage)
-    return report.redacted(secret)
-
-
-def _authenticate(source: ApiSource, client: OneRosterClient | SmsClient) -> AccessCheck:
-    started = time.perf_counter()
-    try:
-        client.http.tokens.token()
-        granted = client.granted_scopes() if isinstance(client, OneRosterClient) else frozenset()
+        opened = client.authenticate()
     except AuthenticationError as exc:
-        return _refusal(source, exc)
+        return _refusal(source, client.credential, exc), None
     except ConnectionFailed as exc:
-        return AccessCheck(False, "token_url_unreachable", f"{exc} (setting: token_url)")
+        return AccessCheck(False, "token_url_unreachable", f"{exc} (setting: token_url)"), None
     except BadResponse as exc:
-        return AccessCheck(False, "token_url_wrong", f"{exc} (setting: token_url)")
+        return AccessCheck(False, "token_url_wrong", f"{exc} (setting: token_url)"), None
     except SourceError as exc:
-        return AccessCheck(False, "server_error", str(exc))
+        return AccessCheck(False, "server_error", str(exc)), None
     ms = _ms(time.perf_counter() - started)
-    detail = f"token obtained in {ms} ms"
-    if granted:
-        detail += "; scopes granted: " + ", ".join(sorted(_short(s) for s in granted))
-        refused = sorted(_short(s) for s in set(client.settings.scopes) - granted)
+    detail = "; ".join([f"{opened.done} in {ms} ms", *opened.facts])
+    if opened.granted:
+        detail += "; scopes granted: " + ", ".join(sorted(_short(s) for s in opened.granted))
+        refused = sorted(_short(s) for s in set(opened.requested) - opened.granted)
         if refused:
             detail += "; requested but not granted: " + ", ".join(refused)
-    return AccessCheck(True, None, detail, latency_ms=ms, granted_scopes=tuple(sorted(granted)))
+    return AccessCheck(True, None, detail, latency_ms=ms, granted_scopes=tuple(sorted(opened.granted))), opened
 
 
-def _refusal(source: ApiSource, exc: AuthenticationError) -> AccessCheck:
-    """A refused token request, told apart by what the server said."""
+def _refusal(source: Source, record: str, exc: AuthenticationError) -> AccessCheck:
+    """A refused token request, told apart by what the server said (``record``: what the server's
+    administrators call the credential's record)."""
     words = (exc.said.text or str(exc.said)) if exc.said else ""
     quoted = f' The server said: "{words}".' if words else ""
     text = words.lower()
-    record = "Integration Access record" if isinstance(source, OneRosterSource) else "API key"
     if exc.said and exc.said.code == "invalid_scope":
         return AccessCheck(False, "invalid_scope", "The token URL refused the requested scopes." + quoted +
                            " Ask your Skyward administrator to grant them to this credential, or remove them "
@@ -201,226 +172,129 @@ def _refusal(source: ApiSource, exc: AuthenticationError) -> AccessCheck:
     return AccessCheck(False, "refused", str(exc))
 
 
-class _Reader:
-    """Reads of one authenticated API source, each turned into an :class:`EndpointCheck`."""
+# --- probes --------------------------------------------------------------------------------------
 
-    def __init__(self, source: ApiSource, client: OneRosterClient | SmsClient, granted: frozenset[str]) -> None:
+class _Prober:
+    """A client's probes taken, each turned into an :class:`EndpointCheck`: first those that keep
+    ids for later ones, one after another, then the rest side by side; reported in the client's order."""
+
+    def __init__(self, source: Source, client: SourceClient, granted: frozenset[str]) -> None:
         self.source = source
         self.client = client
         self.granted = granted
 
+    def run(self) -> tuple[list[EndpointCheck], Schools | None]:
+        probes = self.client.probes()
+        ids: dict[str, str] = {}
+        taken: dict[int, tuple[EndpointCheck, list]] = {}
+        for index, probe in enumerate(probes):
+            if probe.keeps:
+                taken[index] = self.take(probe, ids)
+                ids.update(_first_ids(probe, records=taken[index][1]))
+        rest = [index for index in range(len(probes)) if index not in taken]
+        workers = max(min(self.client.max_concurrency, len(rest)), 1)
+        with ThreadPoolExecutor(workers, thread_name_prefix="test-connection") as pool:
+            taken.update(zip(rest, pool.map(lambda index: self.take(probes[index], ids), rest)))
+        schools = [_seen(probe, *taken[index]) for index, probe in enumerate(probes) if probe.schools]
+        return [taken[index][0] for index in range(len(probes))], (schools[0] if schools else None)
+
     def core(self, feeds: tuple[str, ...]) -> bool:
         return any(entity in CORE_ENTITIES and entity in self.source.entities for entity in feeds)
 
-    def page_size(self, name: str) -> int:
-        return self.client.settings.page_size if name == "students" else PROBE_ROWS
-
-    def paged(self, name: str, pull: Pull, feeds: tuple[str, ...], *, whole: bool = False,
-              scope: str | None = None) -> tuple[EndpointCheck, list]:
-        """The first page of ``pull`` (every page when ``whole``) as a check, with its records.
-
-        ``scope`` is the scope the endpoint needs, to name it when a 403 does not.
-        """
-        records: list = []
-        pages = iter(pull)
-        try:
-            for page in pages:
-                records.extend(page)
-                if not whole:
-                    break
-        except SourceError as exc:
-            return self.failed(name, exc, feeds, _ms(pull.stats.seconds), scope), []
-        finally:
-            pages.close()
-        return _answered(name, feeds, self.core(feeds), pull.stats, whole=whole), records
-
-    def failed(self, name: str, exc: SourceError, feeds: tuple[str, ...], latency_ms: int | None,
-               scope: str | None = None) -> EndpointCheck:
-        core = self.core(feeds)
-        if isinstance(exc, ForbiddenError):
-            missing = exc.scope or (scope if scope and scope not in self.granted else None)
-            return EndpointCheck(name, "forbidden", feeds, core, latency_ms=latency_ms, status=exc.status,
-                                 missing_scope=missing, detail=_forbidden(name, feeds, missing, exc))
-        setting = isinstance(exc, NotFoundError) and name in self.source.endpoints
-        hint = f" (setting: endpoints.{name})" if setting else ""
-        return EndpointCheck(name, "failing", feeds, core, latency_ms=latency_ms, status=exc.status,
-                             detail=f"{exc}{hint}")
-
-    def all(self, reads: Sequence[Callable[[], EndpointCheck]]) -> list[EndpointCheck]:
-        """Run the reads side by side, within the source's concurrency; results in order."""
-        workers = max(min(self.client.settings.max_concurrency, len(reads)), 1)
-        with ThreadPoolExecutor(workers, thread_name_prefix="test-connection") as pool:
-            return list(pool.map(lambda read: read(), reads))
-
-
-def _oneroster_checks(reader: _Reader) -> tuple[list[EndpointCheck], Schools | None]:
-    source, client = reader.source, reader.client
-    core_scope, roster_scope, demographics_scope = default_scopes(source.oneroster_version)
-
-    def path(name: str) -> str:
-        return source.endpoints.get(name, name)
-
-    def collection(name: str) -> EndpointCheck:
-        scope = demographics_scope if name == "demographics" else core_scope
-        pull = client.collection(path(name), page_size=reader.page_size(name))
-        return reader.paged(name, pull, ONEROSTER_FEEDS[name], scope=scope)[0]
-
-    def nested(school: str | None) -> EndpointCheck:
-        if school is None:
-            return EndpointCheck("schools/{id}/students", "skipped", (), False,
-                                 detail="skipped: no school was readable to ask about")
-        name = f"schools/{school}/students"
-        pull = client.collection(f"{path('schools')}/{quote(school, safe='')}/students", page_size=PROBE_ROWS)
-        check = reader.paged(name, pull, (), scope=roster_scope)[0]
-        if check.outcome != "failing":
-            return check
-        return dataclasses.replace(check, detail=f"{check.detail} The sync reads courses, classes, students and "
-                                   "enrollments whole and splits them by school instead: nothing to fix, but "
-                                   "each such read then fails or succeeds for every school at once.")
-
-    schools_check, records = reader.paged("schools", client.collection(path("schools")), (), whole=True,
-                                          scope=core_scope)
-    schools = {_text(r["sourcedId"]): {_text(r["sourcedId"]), _text(r.get("identifier"))}
-               for r in records if isinstance(r, dict) and r.get("sourcedId")}
-    others = [name for name in ONEROSTER_PROBES if name != "schools"]
-    found = reader.all([partial(collection, name) for name in others] + [partial(nested, next(iter(schools), None))])
-    checks = dict(zip(others, found))
-    checks["schools"] = schools_check
-    return [checks[name] for name in ONEROSTER_PROBES] + [found[-1]], _seen(schools_check, schools)
-
-
-def _sms_checks(reader: _Reader) -> tuple[list[EndpointCheck], Schools | None]:
-    source, client = reader.source, reader.client
-    paths = source.endpoints
-
-    def listing(name: str) -> tuple[EndpointCheck, list]:
-        return reader.paged(name, client.listing(name, page_size=reader.page_size(name)), SMS_FEEDS.get(name, ()))
-
-    def item(name: str, ids: Mapping[str, object]) -> EndpointCheck:
-        """One call of a per-student (or per-school) endpoint, with the first id of its kind."""
-        feeds = SMS_FEEDS.get(name, ())
-        needed = set(_PLACEHOLDER.findall(paths[name]))
-        if any(ids.get(key) is None for key in needed):
-            return EndpointCheck(name, "skipped", feeds, reader.core(feeds),
-                                 detail="skipped: no student or school was readable to ask about")
-        label = f"{name} (student {ids['NameId']})" if needed - {"SchoolId"} else f"{name} (school {ids['SchoolId']})"
-        path = _PLACEHOLDER.sub(lambda m: quote(str(ids[m.group(1)]), safe=""), paths[name].strip("/"))
+    def take(self, probe: Probe, ids: Mapping[str, str]) -> tuple[EndpointCheck, list]:
+        """One probe as a check, with the records it read."""
+        core = self.core(probe.feeds)
+        if probe.absent:
+            return self.not_provided(probe), []
+        if probe.skip is not None:
+            return EndpointCheck(probe.name, "skipped", probe.feeds, core, detail=probe.skip), []
+        if any(ids.get(need) is None for need in probe.needs):
+            return EndpointCheck(probe.name, "skipped", probe.feeds, core, detail=(
+                f"skipped: no {' or '.join(probe.needs)} was readable to ask about")), []
+        shown = probe.shown.format_map(ids) if probe.needs else probe.name
         started = time.perf_counter()
         try:
-            response = client.http.get_json(f"{client.base}/{path}")
+            sample = self.client.sample(probe, ids)
         except SourceError as exc:
-            return dataclasses.replace(reader.failed(name, exc, feeds, _ms(time.perf_counter() - started)),
-                                       endpoint=label)
-        rows = len(response.body) if isinstance(response.body, list) else 1
-        return _answered(label, feeds, reader.core(feeds), PullStats(label, pages=1, rows=rows,
-                                                                     seconds=response.elapsed_s))
+            return self.failed(probe, shown, exc, _ms(time.perf_counter() - started)), []
+        return _answered(probe, shown, core, sample, _ms(time.perf_counter() - started)), sample.records
 
-    schools_check, records = reader.paged("schools", client.listing("schools"), SMS_FEEDS["schools"], whole=True)
-    schools = {_text(r["SchoolId"]): {_text(r["SchoolId"]), _text(r.get("SchoolCode"))}
-               for r in records if isinstance(r, dict) and r.get("SchoolId") is not None}
-    students_check, students = listing("students")
-    ids = {"SchoolId": next(iter(schools), None),
-           "NameId": next((r["NameId"] for r in students if isinstance(r, dict) and r.get("NameId")), None)}
-    others = [name for name in paths if name not in ("schools", "students")]
-    found = reader.all([partial(item, name, ids) if _PLACEHOLDER.search(paths[name]) else
-                        (lambda name=name: listing(name)[0]) for name in others])
-    checks = {"schools": schools_check, "students": students_check, **dict(zip(others, found))}
-    return [checks[name] for name in paths if name in checks], _seen(schools_check, schools)
+    def failed(self, probe: Probe, shown: str, exc: SourceError, latency_ms: int) -> EndpointCheck:
+        core = self.core(probe.feeds)
+        if isinstance(exc, ForbiddenError):
+            missing = exc.scope or (probe.scope if probe.scope and probe.scope not in self.granted else None)
+            return EndpointCheck(shown, "forbidden", probe.feeds, core, latency_ms=latency_ms, status=exc.status,
+                                 missing_scope=missing, detail=_forbidden(probe, missing, exc))
+        hint = f" (setting: {probe.setting})" if probe.setting and isinstance(exc, NotFoundError) else ""
+        instead = f" {probe.instead}" if probe.instead else ""
+        return EndpointCheck(shown, "failing", probe.feeds, core, latency_ms=latency_ms, status=exc.status,
+                             detail=f"{exc}{hint}{instead}")
 
-
-# --- CSV bundles ---------------------------------------------------------------------------------
-
-def _check_bundle(source: CsvBundleSource, known_schools: Collection[str] | None) -> SourceReport:
-    report = SourceReport(source.name, source.app, str(source.path), AccessCheck(False, "bundle_unreadable", ""))
-    started = time.perf_counter()
-    try:
-        bundle = CsvBundle(source.path)
-        files = bundle.files()
-    except SourceError as exc:
-        return dataclasses.replace(report, access=AccessCheck(False, "bundle_unreadable", str(exc)))
-    listed = [file for file in files if file.processing != "absent"]
-    access = AccessCheck(True, None, f"opened a OneRoster {bundle.version} bundle whose manifest lists "
-                         f"{len(listed)} files", latency_ms=_ms(time.perf_counter() - started))
-    shown = [file for file in files if file.processing != "absent" or file.lands or file.read_with]
-    checks = [_bundle_file(source, bundle, file) for file in shown]
-    schools = None
-    orgs = next(file for file in files if file.name == "orgs.csv")
-    if orgs.readable:
-        try:
-            schools = {sis_id: {sis_id, code} for sis_id, code in bundle.schools().items()}
-        except SourceError:
-            schools = None
-    coverage = _coverage(source, schools, known_schools, sees="the bundle holds")
-    return dataclasses.replace(report, access=access, endpoints=tuple(checks), schools=coverage)
-
-
-def _bundle_file(source: CsvBundleSource, bundle: CsvBundle, file: BundleFile) -> EndpointCheck:
-    """One file, as the bundle's line for it says: not provided (failing only when the sync cannot do
-    without it), unreadable, not read by the sync, or read whole — its rows and those that cannot be."""
-    feeds = file.lands
-    needed = [entity for entity in feeds if entity in CORE_ENTITIES and entity in source.entities]
-    core = bool(needed)
-    if file.processing == "absent":
+    def not_provided(self, probe: Probe) -> EndpointCheck:
+        """A probe of something the source does not provide: failing only when the sync needs it."""
+        feeds = probe.feeds
+        needed = [entity for entity in feeds if entity in CORE_ENTITIES and entity in self.source.entities]
         if needed:
-            return EndpointCheck(file.name, "failing", feeds, core, detail=(
+            return EndpointCheck(probe.name, "failing", feeds, True, detail=(
                 f"not provided (the manifest marks it absent), and the sync needs it for {', '.join(needed)}: "
                 "ask for a bundle that carries it, or leave those entities out of the source's entities"))
         gone = (f"{', '.join(feeds)} will be recorded as absent, not extracted" if feeds
-                else f"read with {file.read_with} when provided")
-        return EndpointCheck(file.name, "skipped", feeds, core, detail=f"not provided: {gone}")
-    if file.problem:
-        return EndpointCheck(file.name, "failing", feeds, core, detail=f"cannot be read: {file.problem}")
-    if not (feeds or file.read_with):
-        return EndpointCheck(file.name, "skipped", feeds, core, detail=str(file).split(": ", 1)[1])
-    started = time.perf_counter()
-    try:
-        rows, broken = bundle.count(file.name)
-    except SourceError as exc:
-        return EndpointCheck(file.name, "failing", feeds, core, latency_ms=_ms(time.perf_counter() - started),
-                             detail=str(exc))
-    ms = _ms(time.perf_counter() - started)
-    if rows == 0 and not broken:
-        return EndpointCheck(file.name, "empty", feeds, core, rows=0, total=0, latency_ms=ms,
-                             detail="holds no rows; syncing it would find nothing")
-    detail = f"{rows:,} rows read, {ms} ms" + (f" (read with {file.read_with})" if file.read_with else "")
-    if broken:
-        detail += (f"; {len(broken)} that cannot be read: " + "; ".join(str(issue) for issue in broken[:3])
-                   + ("; ..." if len(broken) > 3 else ""))
-    return EndpointCheck(file.name, "reachable", feeds, core, rows=rows, total=rows, latency_ms=ms, detail=detail)
+                else f"{probe.note or 'nothing the sync reads'} when provided")
+        return EndpointCheck(probe.name, "skipped", feeds, False, detail=f"not provided: {gone}")
 
 
-# --- shared ----------------------------------------------------------------------------------------
+def _answered(probe: Probe, shown: str, core: bool, sample: Sample, latency: int) -> EndpointCheck:
+    """A probe that was read: reachable, or empty (nothing in it, nothing unreadable either)."""
+    feeds, rows, total = probe.feeds, sample.rows, sample.total
+    if rows == 0 and not sample.unreadable:
+        said = "holds no rows" if probe.whole else "answered with no rows"
+        return EndpointCheck(shown, "empty", feeds, core, rows=0, total=total, latency_ms=latency,
+                             detail=f"{said}; syncing it would find nothing")
+    plural = "" if rows == 1 and (total is None or total == rows) else "s"
+    if probe.whole:
+        of = f" of {total:,}" if total is not None and total != rows else ""
+        detail = f"{rows:,}{of} row{plural} read, {latency} ms"
+    else:
+        of = f" of {total}" if total is not None and total != rows else ""
+        detail = f"{rows}{of} row{plural} on the first page, {latency} ms"
+    detail += f" ({probe.note})" if probe.note else ""
+    if sample.unreadable:
+        shown_rows = "; ".join(str(row) for row in sample.unreadable[:3])
+        detail += (f"; {len(sample.unreadable)} that cannot be read: {shown_rows}"
+                   + ("; ..." if len(sample.unreadable) > 3 else ""))
+    return EndpointCheck(shown, "reachable", feeds, core, rows=rows, total=total, latency_ms=latency,
+                         clamp=sample.clamp, sort_refused=sample.sort_refused, detail=detail)
 
-def _answered(name: str, feeds: tuple[str, ...], core: bool, stats: PullStats, *, whole: bool = False) -> EndpointCheck:
-    """An endpoint that answered 200: reachable, or empty (``whole``: every page was read)."""
-    latency = _ms(stats.seconds)
-    if stats.rows == 0:
-        return EndpointCheck(name, "empty", feeds, core, rows=0, total=stats.total, latency_ms=latency,
-                             detail="answered with no rows; syncing it would find nothing")
-    of = f" of {stats.total}" if stats.total is not None and stats.total != stats.rows else ""
-    rows = f"{stats.rows}{of} row{'' if stats.rows == 1 and not of else 's'}"
-    where = ", all read" if whole else " on the first page"
-    return EndpointCheck(name, "reachable", feeds, core, rows=stats.rows, total=stats.total, latency_ms=latency,
-                         clamp=stats.clamped_limit, sort_refused=stats.sort_dropped,
-                         detail=f"{rows}{where}, {latency} ms")
 
-
-def _forbidden(name: str, feeds: tuple[str, ...], scope: str | None, exc: ForbiddenError) -> str:
+def _forbidden(probe: Probe, scope: str | None, exc: ForbiddenError) -> str:
     lacks = f"the credential lacks the scope {scope}" if scope else "the credential may not read it"
-    if not feeds and "/" in name:
-        return (f"{lacks}: per-school reads fall back to the district-wide collections, filtered by school "
-                "(slower for a large district); nothing to fix unless you want them per school.")
-    if not feeds:
+    if probe.instead:
+        return f"{lacks}. {probe.instead}"
+    if not probe.feeds:
         return f"{lacks}; the sync does not read it."
     said = f' (the server said: "{exc.said.text}")' if exc.said and exc.said.text else ""
     ask = f"grant {scope}" if scope else "give this credential access"
-    return (f"{lacks}{said}: {', '.join(feeds)} cannot be synced; ask your Skyward administrator to {ask}, "
+    return (f"{lacks}{said}: {', '.join(probe.feeds)} cannot be synced; ask your Skyward administrator to {ask}, "
             "or leave them out of the source's entities.")
 
 
-def _seen(check: EndpointCheck, schools: Schools) -> Schools | None:
-    """The schools seen, when the schools endpoint answered (else nothing can be compared)."""
-    return schools if check.outcome in ("reachable", "empty") else None
+def _first_ids(probe: Probe, records: list) -> dict[str, str]:
+    """The ids ``probe`` keeps for later probes: each from the first of its records that has one."""
+    found = {}
+    for name, key in probe.keeps:
+        value = next((r[key] for r in records if isinstance(r, dict) and r.get(key) not in (None, "")), None)
+        if value is not None:
+            found[name] = _text(value)
+    return found
+
+
+def _seen(probe: Probe, check: EndpointCheck, records: list) -> Schools | None:
+    """The schools the probe read, when it answered (else nothing can be compared)."""
+    if check.outcome not in ("reachable", "empty"):
+        return None
+    key, code = probe.schools
+    return {_text(r[key]): {_text(r[key]), _text(r.get(code))}
+            for r in records if isinstance(r, dict) and r.get(key) not in (None, "")}
 
 
 def _coverage(source: Source, seen: Schools | None, known: Collection[str] | None, sees: str) -> SchoolCoverage | None:
@@ -440,13 +314,6 @@ def _coverage(source: Source, seen: Schools | None, known: Collection[str] | Non
         return SchoolCoverage(len(seen), (), (), "", sees)
     ids = set().union(*seen.values())
     return SchoolCoverage(len(seen), expected, tuple(key for key in expected if key.strip() not in ids), basis, sees)
-
-
-def _location(source: ApiSource) -> str:
-    try:
-        return source.api_url
-    except ConfigError:
-        return "the embedded simulator (not running)"
 
 
 def _short(scope: str) -> str:

@@ -11,11 +11,10 @@ for Dagster.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from passport_pipeline.sources.errors import redact
 
 AccessProblem = Literal[
     "missing_credentials", "wrong_credentials", "inactive", "not_yet_effective", "expired", "invalid_scope",
@@ -142,10 +141,11 @@ class SourceReport:
         count = len(self.warnings)
         return "usable" + (f", with {count} warning{'s' if count > 1 else ''}." if count else ".")
 
-    def redacted(self, *secrets: str | None) -> SourceReport:
-        """This report with every secret given replaced by ``***`` wherever the text may hold it."""
-        access = dataclasses.replace(self.access, detail=redact(self.access.detail, *secrets))
-        endpoints = tuple(dataclasses.replace(c, detail=redact(c.detail, *secrets)) for c in self.endpoints)
+    def redacted(self, redact: Callable[[str], str]) -> SourceReport:
+        """This report with ``redact`` (a client's: its secret and token as ``***``) applied wherever
+        the text may hold a secret."""
+        access = dataclasses.replace(self.access, detail=redact(self.access.detail))
+        endpoints = tuple(dataclasses.replace(c, detail=redact(c.detail)) for c in self.endpoints)
         return dataclasses.replace(self, access=access, endpoints=endpoints)
 
     def text(self) -> str:

@@ -9,7 +9,8 @@ order), ``sis_id_prefix``, ``sync_mode``, ``delta.enabled``, ``advanced``; for t
 ``api_url`` and ``endpoints[name]`` (a request goes to ``f"{api_url}/{endpoints[name]}"``; SMS
 paths may hold ``{NameId}`` or ``{SchoolId}``), ``server_url`` (``base_url`` made concrete),
 ``token_endpoint``, ``scopes`` and ``base_path`` (OneRoster), ``http`` and
-``resolve_credentials(env)``; for CSV bundles ``path`` (absolute).
+``resolve_credentials(env)``; for CSV bundles ``path`` (absolute). Every source has a
+``location``: where reports say it is read.
 
 Defaults that depend on another setting (base path and scopes by OneRoster version, delta where
 the app supports it) are filled before validation, so a loaded source holds the values in effect.
@@ -39,7 +40,7 @@ from passport_pipeline.config.settings import (
 )
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.simulator.auth import DEMO_CREDENTIAL
-from passport_pipeline.sources.settings import ONEROSTER_BASE_PATHS
+from passport_pipeline.sources.settings import ONEROSTER_BASE_PATHS, oneroster_scopes
 from passport_pipeline.sources.sms import PATHS as SMS_PATHS
 
 EMBEDDED = "embedded"
@@ -63,8 +64,7 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 def default_scopes(version: str) -> tuple[str, ...]:
     """The read scopes for rosters, nested endpoints and demographics of a OneRoster version."""
-    base = f"https://purl.imsglobal.org/spec/or/v1p{version[-1]}/scope"
-    return tuple(f"{base}/{s}.readonly" for s in ("roster-core", "roster", "roster-demographics"))
+    return oneroster_scopes(version)
 
 
 class SourceBase(Settings):
@@ -221,6 +221,14 @@ class ApiSource(SourceBase):
         return Credentials(client_id, SecretStr(secret))
 
     @property
+    def location(self) -> str:
+        """Where the source is read, as reports name it: its API address."""
+        try:
+            return self.api_url
+        except ConfigError:
+            return "the embedded simulator (not running)"
+
+    @property
     def server_url(self) -> str:
         """``base_url``, or its address on the running simulator for an ``embedded`` source."""
         if not self.embedded:
@@ -327,6 +335,11 @@ class CsvBundleSource(SourceBase):
         if path.is_file() and path.suffix.lower() != ".zip":
             raise problem(f"{shown(str(path))} is a file but not a .zip: give the bundle's folder or .zip")
         return path
+
+    @property
+    def location(self) -> str:
+        """Where the source is read, as reports name it: the bundle's folder or zip."""
+        return str(self.path)
 
 
 def _path_problem(path: str, default: str) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from passport_pipeline.config import ApiSource, CsvBundleSource, OneRosterSource, Source
 from passport_pipeline.sources.csv_bundle import CsvBundle
@@ -47,11 +47,16 @@ def client_settings(source: ApiSource, env: Mapping[str, str] = os.environ) -> C
     return ClientSettings(base_url=source.api_url, **common)
 
 
-def open_client(source: Source, env: Mapping[str, str] = os.environ) -> Client:
-    """A client for ``source`` (close it when done; CSV bundles need no closing)."""
+def open_client(source: Source, env: Mapping[str, str] = os.environ, *,
+                tuned: Callable[[ClientSettings], ClientSettings] | None = None) -> Client:
+    """A client for ``source`` (close it when done). ``tuned`` adjusts an API client's settings
+    (Test Connection cuts retries short). Raises ``ConfigError`` naming an unset secret variable,
+    and :class:`~.csv_bundle.BundleError` when a bundle cannot be opened."""
     if isinstance(source, CsvBundleSource):
         return CsvBundle(source.path)
     settings = client_settings(source, env)
+    if tuned is not None:
+        settings = tuned(settings)
     if isinstance(source, OneRosterSource):
         return OneRosterClient(settings)
     return SmsClient(settings)

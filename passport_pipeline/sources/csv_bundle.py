@@ -320,6 +320,54 @@ class CsvBundle:
                                           "the bundle is damaged: export it again") from exc
             yield paths, Path(folder)
 
+    credential = ""
+    """A bundle has no credential: opening it is all the access it needs."""
+
+    def authenticate(self) -> Access:
+        """Nothing to ask: opening the bundle read its manifest, whose files are counted here."""
+        from passport_pipeline.sources.reads import Access
+
+        listed = sum(file.processing != "absent" for file in self.files())
+        return Access(f"opened a OneRoster {self.version} bundle", (f"its manifest lists {listed} files",),
+                      sees="the bundle holds")
+
+    def probes(self) -> tuple[Probe, ...]:
+        """Test Connection's reads: every file of :meth:`files`, each feeding what the bundle's
+        :meth:`reads` land from it and read whole; an absent file only if the sync would read it."""
+        from passport_pipeline.sources.reads import Probe
+
+        reads = {read.name.lower(): read for read in self.reads()}
+        found = []
+        for file in self.files():
+            stem = file.name.lower().removesuffix(".csv")
+            feeds = reads[stem].lands if stem in reads else ()
+            note = f"read with {file.read_with}" if file.read_with else ""
+            if file.processing == "absent":
+                if feeds or note:
+                    found.append(Probe(file.name, feeds, absent=True, note=note))
+            elif not (feeds or note or file.problem):
+                found.append(Probe(file.name, skip=f"the sync does not read it{_not_read(file.name)}"))
+            else:
+                found.append(Probe(file.name, feeds, whole=True, page_size=None, note=note,
+                                   schools=("sourcedId", "identifier") if "schools" in feeds else None))
+        return tuple(found)
+
+    def sample(self, probe: Probe, ids: Mapping[str, str]) -> Sample:
+        """A probe's file read whole by DuckDB without landing it: its records and the rows that cannot
+        be read, with the schools (sourcedId, identifier) when it holds them."""
+        from passport_pipeline.sources.reads import Sample
+
+        file = self._files[probe.name.lower().removesuffix(".csv")]
+        if file.problem:
+            raise BundleError(f"cannot be read: {file.problem}")
+        rows, broken = self.count(file.name)
+        schools = [dict(zip(probe.schools, pair)) for pair in self.schools().items()] if probe.schools else []
+        return Sample(rows, total=rows, records=schools, unreadable=tuple(broken))
+
+    def redact(self, text: str) -> str:
+        """``text`` as it is: a bundle holds no secret."""
+        return text
+
 
 def _with(file: BundleFile, **changes) -> BundleFile:
     return dataclasses.replace(file, **changes)

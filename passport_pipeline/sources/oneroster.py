@@ -48,7 +48,8 @@ from passport_pipeline.sources.paging import (
     unwrap_single,
 )
 from passport_pipeline.sources.parallel import PullEvent, run_pulls
-from passport_pipeline.sources.reads import Read
+from passport_pipeline.sources.reads import PROBE_ROWS, Access, Probe, Read, Sample, sample_pull
+from passport_pipeline.sources.settings import oneroster_scopes
 from passport_pipeline.warehouse.normalize_sql import SqlMapping
 from passport_pipeline.warehouse.normalize_sql_oneroster import ONEROSTER_SQL
 
@@ -97,9 +98,17 @@ READS = (
 """What extraction reads, in dependency order: an entity's collection (:data:`ENTITY_READS`), and
 ``/users`` once for staff and contacts (split by role as they land), which bring contact links."""
 
+PROBED = ("orgs", "schools", "academicSessions", "courses", "classes", "students", "teachers", "users",
+          "enrollments", "demographics")
+"""The collections Test Connection reads, in its report's order: every one :data:`READS` use, and
+``schools`` (read whole: the schools a credential sees) and ``teachers``."""
+
 
 class OneRosterClient:
     """One OneRoster source. Thread-safe: pulls may run side by side (see :meth:`by_school`)."""
+
+    credential = "Integration Access record"
+    """What Skyward calls the record behind a OneRoster credential, named when a token is refused."""
 
     def __init__(self, settings, *, http: HttpClient | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
@@ -197,6 +206,44 @@ class OneRosterClient:
         Verified like any page (:class:`WrongKind`); an empty first page short of the server's
         count raises :class:`ShortRead`."""
         return self.collection(path, page_size=page_size).first_page()
+
+    def authenticate(self) -> Access:
+        """A token, and the scopes it grants (:class:`AuthenticationError` when it is refused)."""
+        self.http.tokens.token()
+        return Access("token obtained", requested=self.settings.scopes, granted=self.granted_scopes())
+
+    def probes(self) -> tuple[Probe, ...]:
+        """The collections of :data:`PROBED`, each feeding what :data:`READS` take from it, then one
+        school's students through the nested endpoint per-school reads use (``roster.readonly``)."""
+        core, roster, demographics = oneroster_scopes(self.settings.version)
+        feeds: dict[str, tuple[str, ...]] = {}
+        for read in READS:
+            feeds[self._path(read.name)] = feeds.get(self._path(read.name), ()) + read.lands
+
+        def collection(name: str) -> Probe:
+            scope = demographics if name == "demographics" else core
+            if name == "schools":
+                return Probe(name, feeds.get(name, ()), scope, whole=True, page_size=None, setting="endpoints.schools",
+                             schools=("sourcedId", "identifier"), keeps=(("school", "sourcedId"),))
+            return Probe(name, feeds.get(name, ()), scope, page_size=None if name == "students" else PROBE_ROWS,
+                         setting=f"endpoints.{name}")
+
+        split = [entity for read in READS if read.per_school for entity in read.lands]
+        instead = (f"The sync reads {', '.join(split[:-1])} and {split[-1]} whole and splits them by school instead: "
+                   "nothing to fix, but each such read then fails or succeeds for every school at once.")
+        return (*map(collection, PROBED), Probe("schools/{id}/students", scope=roster, needs=("school",),
+                                                shown="schools/{school}/students", instead=instead))
+
+    def sample(self, probe: Probe, ids: Mapping[str, str]) -> Sample:
+        """The first page of a probe's collection (every page when ``whole``), verified like any page:
+        the collection its name says, or the path its ``shown`` form gives once its ids are filled in."""
+        quoted = {key: quote(value, safe="") for key, value in ids.items()}
+        path = probe.shown.format_map(quoted) if probe.needs else probe.name
+        return sample_pull(self.collection(path, page_size=probe.page_size), whole=probe.whole)
+
+    def redact(self, text: str) -> str:
+        """``text`` without the client secret or the current token."""
+        return self.http.tokens.redact(text) if self.http.tokens else text
 
     def by_school(self, collection: str, school_ids: Iterable[str], *,
                   since: str | dt.datetime | None = None) -> Iterator[PullEvent]:

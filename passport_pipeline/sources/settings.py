@@ -15,6 +15,14 @@ ONEROSTER_BASE_PATHS = {"1.1": "/ims/oneroster/v1p1", "1.2": "/ims/oneroster/ros
 """The spec's base path per OneRoster version, used when ``base_path`` is not set."""
 
 
+def oneroster_scopes(version: str) -> tuple[str, str, str]:
+    """The read scopes of a OneRoster version: roster-core, roster (nested ``schools/{id}/...``
+    reads) and demographics."""
+    base = f"https://purl.imsglobal.org/spec/or/v1p{version[-1]}/scope"
+    core, roster, demographics = (f"{base}/{s}.readonly" for s in ("roster-core", "roster", "roster-demographics"))
+    return core, roster, demographics
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     """Where a source lives, how to authenticate, and how hard to try.

@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from urllib.parse import parse_qsl, quote, urljoin, urlsplit, urlunsplit
 
@@ -27,7 +28,7 @@ from passport_pipeline.sources.http import HttpClient
 from passport_pipeline.sources.paging import (
     Page, Pull, PullStats, RecentKeys, links, sent_page, server_time, unwrap_list, unwrap_single,
 )
-from passport_pipeline.sources.reads import Read
+from passport_pipeline.sources.reads import Access, Probe, Read, Sample, sample_pull
 from passport_pipeline.sources.settings import ClientSettings
 from passport_pipeline.warehouse.normalize_sql import SqlMapping
 from passport_pipeline.warehouse.normalize_sql_sms import SMS_SQL
@@ -47,6 +48,8 @@ PATHS = {
 """Endpoint name -> default path under the API base (``{NameId}``: a student's or person's native id)."""
 
 _PLACEHOLDER = re.compile(r"\{[A-Za-z]+\}")
+ASKED_WITH = {"NameId": "student", "SchoolId": "school"}
+"""Path placeholders, by the id Test Connection fills them with (the first student's, the first school's)."""
 
 ROW_KEYS = {
     "schools": ("SchoolId",),
@@ -76,6 +79,9 @@ teachers' enrollments, students their demographics, guardians their links to stu
 
 class SmsClient:
     """One SMS 2.0 native API source; thread-safe."""
+
+    credential = "API key"
+    """What SMS calls the record behind a native API credential, named when a token is refused."""
 
     def __init__(self, settings: ClientSettings, *, http: HttpClient | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
@@ -153,6 +159,46 @@ class SmsClient:
     def probe(self, endpoint: str, page_size: int | None = None) -> PullStats:
         """Read just the first page of a listing, for Test Connection."""
         return self.listing(endpoint, page_size=page_size).first_page()
+
+    def authenticate(self) -> Access:
+        """A token (:class:`AuthenticationError` when it is refused); the native API has no scopes."""
+        self.http.tokens.token()
+        return Access("token obtained", requested=self.settings.scopes)
+
+    def probes(self) -> tuple[Probe, ...]:
+        """Every endpoint, in :data:`PATHS` order, feeding what :data:`READS` take from it: the schools
+        read whole, the students at the sync's page size (their first ``NameId`` asks the per-student
+        endpoints), others one short page, and one call of each endpoint whose path names an id."""
+        feeds = {read.name: read.lands for read in READS}
+        found = []
+        for name, path in self.paths.items():
+            needs = tuple(asked for placeholder, asked in ASKED_WITH.items() if f"{{{placeholder}}}" in path)
+            probe = Probe(name, feeds.get(name, ()), setting=f"endpoints.{name}")
+            if name == "schools":
+                probe = replace(probe, whole=True, page_size=None, schools=("SchoolId", "SchoolCode"),
+                                keeps=(("school", "SchoolId"),))
+            elif name == "students":
+                probe = replace(probe, page_size=None, keeps=(("student", "NameId"),))
+            elif needs:
+                probe = replace(probe, needs=needs, shown=f"{name} ({needs[0]} {{{needs[0]}}})")
+            found.append(probe)
+        return tuple(found)
+
+    def sample(self, probe: Probe, ids: Mapping[str, str]) -> Sample:
+        """A probe's first page (every page when ``whole``), or for a path naming ids one call of it."""
+        if not probe.needs:
+            return sample_pull(self.listing(probe.name, page_size=probe.page_size), whole=probe.whole)
+        path = self.paths[probe.name].strip("/")
+        for placeholder, asked in ASKED_WITH.items():
+            if asked in ids:
+                path = path.replace(f"{{{placeholder}}}", quote(ids[asked], safe=""))
+        response = self.http.get_json(f"{self.base}/{path}")
+        records = response.body if isinstance(response.body, list) else [response.body]
+        return Sample(len(records), records=records)
+
+    def redact(self, text: str) -> str:
+        """``text`` without the client secret or the current token."""
+        return self.http.tokens.redact(text) if self.http.tokens else text
 
     def _pages(self, endpoint: str, params: dict, limit: int, stats: PullStats) -> Iterator[Page]:
         url, query = self.url(endpoint), {**params, "paging.limit": limit}
