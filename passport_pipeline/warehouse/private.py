@@ -20,7 +20,7 @@ FILE_MODE = 0o600
 FOLDER_MODE = 0o700
 _OTHERS = 0o077
 
-_umask = threading.Lock()
+_umask = threading.RLock()
 
 
 @contextmanager
