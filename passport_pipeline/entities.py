@@ -4,6 +4,15 @@ Each canonical roster entity (DESIGN.md §4) has a name, the columns every sourc
 produces for it, and its references to other entities. Raw tables keep values exactly as the
 source sent them — strings, or lists of strings — so nothing is lost before the rules decide;
 types are applied in staging, where a bad value becomes an issue instead of an error.
+
+Each entity also says which of its columns are **personal**: they describe a person (a student,
+staff member or contact) beyond their place in the roster, so previews and logs show them only
+where ``privacy.previews`` allows (:mod:`passport_pipeline.previews`). Each carries why. Not
+personal, so always shown: ids and references (``sis_id``, ``school_sis_ids``...: an id names a
+record without describing anyone), status and modification dates, a student's grades and
+graduation year and a staff member's role (their place in the school, which the class rosters
+show anyway), whether an account is enabled, and everything about schools, terms, courses,
+classes and enrollments (school names and course titles describe no one).
 """
 
 from __future__ import annotations
@@ -19,6 +28,9 @@ COMMON_COLUMNS: dict[str, str] = {
     "date_last_modified": TEXT,  # ISO 8601 as sent
 }
 
+_NAME = "a name of the person"
+_REACH = "reaches the person directly"
+
 _PERSON = {
     "username": TEXT,
     "given_name": TEXT,
@@ -33,6 +45,19 @@ _PERSON = {
     "enabled_user": TEXT,
 }
 
+_PERSON_PERSONAL = {
+    "username": "signs in as the person, and is usually made of their name",
+    "given_name": _NAME,
+    "family_name": _NAME,
+    "middle_name": _NAME,
+    "preferred_first_name": _NAME,
+    "identifier": "the student or staff number: identifies the person in the district's systems",
+    "state_id": "identifies the person in the state's systems, for life",
+    "email": _REACH,
+    "phone": _REACH,
+    "sms": _REACH,
+}
+
 
 @dataclass(frozen=True)
 class Entity:
@@ -43,6 +68,11 @@ class Entity:
     columns: dict[str, str]
     references: dict[str, str] = field(default_factory=dict)
     """column -> entity it points to (list columns point to several)."""
+    personal: dict[str, str] = field(default_factory=dict)
+    """column -> why it is personal: it describes the person, so previews hide it by default."""
+    person: str | None = None
+    """Whom a record describes, when it is a person: entities describing the same person (a
+    student's demographics are the student's) share a masked attribute (``birth_date``)."""
 
     @property
     def all_columns(self) -> dict[str, str]:
@@ -112,17 +142,23 @@ ENTITIES: dict[str, Entity] = {
                 "birth_date": TEXT,
             },
             {"school_sis_ids": "schools", "primary_school_sis_id": "schools"},
+            personal={**_PERSON_PERSONAL, "birth_date": "gives the child's age and, with a name, who they are"},
+            person="student",
         ),
         Entity(
             "staff",
             "Teachers, administrators, aides and counselors.",
             {**_PERSON, "role": TEXT, "school_sis_ids": TEXT_LIST, "primary_school_sis_id": TEXT},
             {"school_sis_ids": "schools", "primary_school_sis_id": "schools"},
+            personal=_PERSON_PERSONAL,
+            person="staff member",
         ),
         Entity(
             "contacts",
             "Guardians, parents and emergency contacts of students.",
             {**_PERSON, "role": TEXT},
+            personal={**_PERSON_PERSONAL, "role": "parent, guardian or relative: how the person is related to a child"},
+            person="contact",
         ),
         Entity(
             "student_contacts",
@@ -137,6 +173,13 @@ ENTITIES: dict[str, Entity] = {
                 "contact_order": TEXT,
             },
             {"student_sis_id": "students", "contact_sis_id": "contacts"},
+            personal={
+                "relationship": "how the contact is related to the child (mother, neighbor...)",
+                "emergency_contact": "a custody and safety detail of the child",
+                "custodial": "a custody detail, which may follow a court order",
+                "pickup_allowed": "who may take the child from school: a custody and safety detail",
+                "contact_order": "whom the school calls first: a detail of the family",
+            },
         ),
         Entity(
             "enrollments",
@@ -171,6 +214,19 @@ ENTITIES: dict[str, Entity] = {
                 "public_school_residence_status": TEXT,
             },
             {"sis_id": "students"},
+            personal={
+                "birth_date": "gives the child's age and, with a name, who they are",
+                "sex": "a protected characteristic",
+                **{race: "race or ethnicity: a protected characteristic" for race in (
+                    "american_indian_or_alaska_native", "asian", "black_or_african_american",
+                    "native_hawaiian_or_other_pacific_islander", "white",
+                    "demographic_race_two_or_more_races", "hispanic_or_latino_ethnicity")},
+                "country_of_birth_code": "where the child was born: origin, and with it often immigration",
+                "state_of_birth_abbreviation": "where the child was born",
+                "city_of_birth": "where the child was born",
+                "public_school_residence_status": "where and how the child lives (e.g. without a home)",
+            },
+            person="student",
         ),
     )
 }

@@ -24,7 +24,7 @@ from passport_pipeline.config.apps import (
 )
 from passport_pipeline.config.errors import ConfigError
 from passport_pipeline.config.load import CONFIG_ENV, WAREHOUSE_ENV, config_path, load_config
-from passport_pipeline.config.models import PassportConfig, SimulatorConfig, Source
+from passport_pipeline.config.models import PassportConfig, PrivacySettings, SimulatorConfig, Source
 from passport_pipeline.config.settings import (
     AdvancedSettings,
     Credentials,
@@ -53,6 +53,7 @@ __all__ = [
     "HttpPolicy",
     "OneRosterSource",
     "PassportConfig",
+    "PrivacySettings",
     "SchoolsMapping",
     "SimulatorConfig",
     "SmsSource",

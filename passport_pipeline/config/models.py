@@ -1,8 +1,9 @@
 """``passport.yaml`` as a whole: the district's app configuration (DESIGN.md §3).
 
-Four top-level sections: ``warehouse`` (the DuckDB file), ``timezone``, ``simulator`` (the
-embedded demo district, optional) and ``sources`` (see :mod:`.apps` for the three kinds and
-what clients read from them, :mod:`.settings` for the sections they share).
+Five top-level sections: ``warehouse`` (the DuckDB file), ``timezone``, ``privacy`` (what the
+Dagster UI may show of the roster), ``simulator`` (the embedded demo district, optional) and
+``sources`` (see :mod:`.apps` for the three kinds and what clients read from them,
+:mod:`.settings` for the sections they share).
 
 Once the embedded simulator runs, ``config.served_by(url)`` gives the config whose ``embedded``
 sources answer ``api_url`` and ``token_endpoint`` with its address; ``config.source(name)``
@@ -41,6 +42,19 @@ class SimulatorConfig(Settings):
     """Dirty data of every kind real districts have (``demo``), or none."""
 
 
+NO_PERSONAL_DATA, PERSONAL_DATA = "no_personal_data", "personal_data"
+
+
+class PrivacySettings(Settings):
+    """What the Dagster UI may show of the roster. Previews and log lines are kept for good in
+    Dagster's event log, which anyone with access to the UI can read."""
+
+    previews: Literal["no_personal_data", "personal_data"] = NO_PERSONAL_DATA
+    """``no_personal_data``: previews show ids, counts and what describes no person (school names,
+    course titles, grades); ``personal_data``: also names, e-mails, phones, birth dates and
+    demographics. An attribute a source's ``requirements`` mask is never shown, at any stage."""
+
+
 class PassportConfig(Settings):
     """The whole ``passport.yaml``."""
 
@@ -48,6 +62,7 @@ class PassportConfig(Settings):
     """The DuckDB warehouse file (relative paths are from the config file's folder)."""
     timezone: str = "America/Chicago"
     """The district's IANA timezone, for schedules and dates."""
+    privacy: PrivacySettings = PrivacySettings()
     simulator: SimulatorConfig | None = None
     sources: list[Source] = Field(min_length=1)
 

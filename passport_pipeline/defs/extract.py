@@ -9,9 +9,10 @@ from typing import Literal
 
 import dagster as dg
 
-from passport_pipeline.config import PassportConfig, Source, load_config
+from passport_pipeline.config import PassportConfig, PrivacySettings, Source, load_config
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.extract import EntityOutcome, extract_source
+from passport_pipeline.previews import preview
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.raw import LANDING_COLUMNS, raw_table
 
@@ -64,7 +65,7 @@ def extraction_assets(source: Source) -> dg.AssetsDefinition:
             key = raw_key(source.name, entity)
             yield dg.MaterializeResult(
                 asset_key=key,
-                metadata=_metadata(warehouse, source.name, entity, outcome, result.mode),
+                metadata=_metadata(warehouse, configured, sources.privacy, entity, outcome, result.mode),
                 check_results=[_completeness(key, outcome)],
             )
 
@@ -82,12 +83,11 @@ def _schema(entity: str) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns.items()])
 
 
-def _metadata(warehouse: Warehouse, source: str, entity: str, outcome: EntityOutcome, mode: str) -> dict:
-    table = raw_table(source, entity)
+def _metadata(warehouse: Warehouse, source: Source, privacy: PrivacySettings, entity: str,
+              outcome: EntityOutcome, mode: str) -> dict:
+    table = raw_table(source.name, entity)
     read = warehouse.reading()
     (total,) = read.execute(f"SELECT count(*) FROM {table}").fetchone()
-    preview = read.execute(
-        f"SELECT * EXCLUDE (payload, extracted_at) FROM {table} ORDER BY sis_id LIMIT 5").df()
     metadata = {
         "dagster/row_count": total,
         "mode": mode,
@@ -97,7 +97,7 @@ def _metadata(warehouse: Warehouse, source: str, entity: str, outcome: EntityOut
         "records quarantined": outcome.quarantined,
         "provided by the source": not outcome.absent,
         "watermark": outcome.watermark or "(unchanged)",
-        "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "(no rows)"),
+        "preview": dg.MetadataValue.md(preview(read, table, entity, source, privacy)),
     }
     if outcome.warnings:
         metadata["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in outcome.warnings[:20]))

@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from passport_pipeline.config import PassportConfig, Source, load_config
+from passport_pipeline.config import PassportConfig, PrivacySettings, Source, load_config
 from passport_pipeline.defs.extract import raw_key
 from passport_pipeline.entities import ENTITIES, links
+from passport_pipeline.previews import preview
 from passport_pipeline.rules.filters import filter_records
 from passport_pipeline.rules.mapping import map_attributes
 from passport_pipeline.rules.report import EntityCounts, StageReport
@@ -39,6 +40,11 @@ STAGE_WORDS = {
     "staged": "after data requirements, format checks and referential integrity: the candidate roster",
 }
 PREVIOUS = {"mapped": "raw", "filtered": "mapped", "staged": "filtered"}
+SCHOOLS_MAPPING_COLUMNS = {
+    "source_school_id": "sis_id", "source_school_name": "name", "status": None, "new_in_source": None,
+    "passport_school_sis_id": "sis_id", "passport_school_name": "name", "existing_passport_id": None,
+}
+"""The schools mapping report's columns -> the school attribute each holds (None: the report's own)."""
 
 
 def stage_key(stage: str, source: str, entity: str) -> dg.AssetKey:
@@ -64,13 +70,17 @@ def schools_mapping_asset(source: Source) -> dg.AssetsDefinition:
     )
     def _schools_mapping(context: dg.AssetExecutionContext, passport_config: dg.ResourceParam[PassportConfig],
                          warehouse: dg.ResourceParam[Warehouse]) -> dg.MaterializeResult:
-        report = map_schools(warehouse, passport_config.source(source.name), context.run_id)
+        configured = passport_config.source(source.name)
+        report = map_schools(warehouse, configured, context.run_id)
         table = schools_mapping_table(source.name)
-        rows = warehouse.reading().execute(f"SELECT * FROM {table} ORDER BY status, source_school_id").df()
+        read = warehouse.reading()
+        (rows,) = read.execute(f"SELECT count(*) FROM {table}").fetchone()
+        shown = preview(read, table, "schools", configured, passport_config.privacy,
+                        report_columns=SCHOOLS_MAPPING_COLUMNS, order_by="status, source_school_id", limit=50)
         return dg.MaterializeResult(metadata={
-            "dagster/row_count": len(rows),
+            "dagster/row_count": rows,
             **{key.replace("_", " "): value for key, value in report.facts.items()},
-            "report": dg.MetadataValue.md(rows.head(50).to_markdown(index=False) if len(rows) else "(no schools)"),
+            "report": dg.MetadataValue.md(shown),
         })
 
     return _schools_mapping
@@ -119,7 +129,8 @@ def stage_assets(source: Source, stage: str, run: Callable[..., StageReport]) ->
             key = stage_key(stage, source.name, entity)
             yield dg.MaterializeResult(
                 asset_key=key,
-                metadata={**_metadata(warehouse, stage_table(stage, source.name, entity), counts), **facts},
+                metadata={**_metadata(warehouse, configured, passport_config.privacy, stage, entity, counts),
+                          **facts},
                 check_results=[_issues_check(key, counts)] if stage == "staged" else [],
             )
 
@@ -149,15 +160,16 @@ def _schema(entity: str) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in staging_columns(entity).items()])
 
 
-def _metadata(warehouse: Warehouse, table: str, counts: EntityCounts) -> dict:
-    preview = warehouse.reading().execute(f"SELECT * FROM {table} ORDER BY sis_id LIMIT 5").df()
+def _metadata(warehouse: Warehouse, source: Source, privacy: PrivacySettings, stage: str, entity: str,
+              counts: EntityCounts) -> dict:
+    table = stage_table(stage, source.name, entity)
     return {
         "dagster/row_count": counts.rows_out,
         "rows in": counts.rows_in,
         "rows dropped": max(0, counts.rows_in - counts.rows_out),
         "dropped because": dg.MetadataValue.md(_bullets(counts.dropped)),
         "issues": dg.MetadataValue.md(_bullets(counts.issues)),
-        "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "(no rows)"),
+        "preview": dg.MetadataValue.md(preview(warehouse.reading(), table, entity, source, privacy)),
     }
 
 

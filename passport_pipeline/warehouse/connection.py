@@ -1,7 +1,9 @@
-"""Opening the DuckDB warehouse: one writer at a time, schemas and bookkeeping tables in place."""
+"""Opening the DuckDB warehouse: one writer at a time, schemas and bookkeeping tables in place,
+readable by its owner only."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import Iterator
 
 import duckdb
 
+from passport_pipeline.warehouse.private import owner_only_files, private_file, private_folder
 from passport_pipeline.warehouse.schema import SCHEMAS, SYNC_DDL
 
 
@@ -22,17 +25,31 @@ class Warehouse:
 
     DuckDB allows one writing process per file; inside the process, writes from worker threads
     are serialized by :meth:`writing`, which hands out a cursor under a lock.
+
+    The file and its folder are owner-only (:mod:`.private`), so are the WAL and spill files
+    DuckDB creates in that folder: created so, and tightened on open when an earlier version or a
+    copy left them readable by others (one log line says so).
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(self.path), config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
+        self._make_private()
+        with owner_only_files():
+            self._con = duckdb.connect(str(self.path), config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
         self._lock = threading.Lock()
         with self.writing() as con:
             for schema in SCHEMAS:
                 con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             con.execute(SYNC_DDL)
+
+    def _make_private(self) -> None:
+        """The folder owner-only (created if need be), and the file and its WAL when they exist."""
+        changed = [private_folder(self.path.parent)]
+        wal = self.path.with_name(f"{self.path.name}.wal")
+        changed += [private_file(file) for file in (self.path, wal) if file.exists()]
+        if any(changed):
+            logging.getLogger(__name__).warning(
+                f"warehouse {self.path} was open to other users: {'; '.join(filter(None, changed))}")
 
     @contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:

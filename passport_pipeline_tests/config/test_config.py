@@ -61,6 +61,7 @@ def test_shipped_file_works_with_no_environment(tmp_path, monkeypatch):
     assert skyward.embedded and skyward.oneroster_version == "1.1"
     assert skyward.base_path == "/ims/oneroster/v1p1" and skyward.scopes == default_scopes("1.1")
     assert skyward.entities == tuple(ENTITIES) and skyward.delta.enabled
+    assert config.privacy.previews == "no_personal_data"
     client_id, secret = skyward.resolve_credentials({})
     assert (client_id, secret.get_secret_value()) == ("passport-demo", "passport-demo-secret")
     served = config.served_by("http://127.0.0.1:8123/").sources[0]
@@ -126,6 +127,10 @@ ONE_OF_ENTITIES = "must be one of " + ", ".join(ENTITIES)
         ({"sources": [SOURCE, SMS]}, "sources[1] (sis).name: 'sis' is already the name of sources[0]: each source needs its own name"),
         ({"sources": []}, "sources: is empty: at least 1 needed"),
         ({"timezone": "America/Chicagoo", "sources": [SOURCE]}, "timezone: 'America/Chicagoo' is not a timezone: give an IANA name such as America/Chicago (did you mean 'America/Chicago'?)"),
+        ({"privacy": {"previews": "names"}, "sources": [SOURCE]}, "privacy.previews: 'names' is not allowed: must be one of no_personal_data, personal_data"),
+        ({"privacy": {"previews": "personal"}, "sources": [SOURCE]}, "privacy.previews: 'personal' is not allowed: must be one of no_personal_data, personal_data (did you mean 'personal_data'?)"),
+        ({"privacy": "personal_data", "sources": [SOURCE]}, "privacy: 'personal_data' is not a section of settings (key: value lines)"),
+        ({"privacy": {"preview": "personal_data"}, "sources": [SOURCE]}, "privacy: unknown key 'preview': did you mean 'previews'?"),
         ({"sources": [source(name="Main SIS")]}, "sources[0] (Main SIS).name: 'Main SIS' is not a valid name: use lowercase letters, digits and _, starting with a letter (e.g. skyward_main)"),
         ({"sources": [source(sis_id_prefix="hs ")]}, "sources[0] (sis).sis_id_prefix: 'hs ' contains whitespace: a prefix is glued to ids, e.g. 'hs_' or 'district2-'"),
         ({"sources": [source(entities=["students", "studnets"])]}, f"sources[0] (sis).entities[1]: unknown entity 'studnets': {ONE_OF_ENTITIES} (did you mean 'students'?)"),
