@@ -21,7 +21,7 @@ every endpoint or file the sync reads, in the client's order. It returns a
 
 Which endpoints, scopes and ids a source has is the client's to say; what each outcome means
 for a sync, and its words, are said here. Retries are cut to two quick ones: a check reports
-what a server does, it does not wait it out. The report is redacted once more by the client.
+what a server does, it does not wait it out. The report is scrubbed of secrets once more.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from passport_pipeline.connection_report import (
     SourceReport,
     format_report,
 )
+from passport_pipeline.redaction import scrub
 from passport_pipeline.sources import (
     AuthenticationError,
     BadResponse,
@@ -99,7 +100,7 @@ def check_source(source: Source, env: Mapping[str, str] = os.environ, *,
             checks, schools = _Prober(source, client, opened.granted).run()
             coverage = _coverage(source, schools, known_schools, sees=opened.sees)
             report = dataclasses.replace(report, endpoints=tuple(checks), schools=coverage)
-        return report.redacted(client.redact)
+        return report.redacted(scrub)
 
 
 def previous_schools(con: duckdb.DuckDBPyConnection, source: str) -> set[str] | None:

@@ -142,7 +142,7 @@ class SourceReport:
         return "usable" + (f", with {count} warning{'s' if count > 1 else ''}." if count else ".")
 
     def redacted(self, redact: Callable[[str], str]) -> SourceReport:
-        """This report with ``redact`` (a client's: its secret and token as ``***``) applied wherever
+        """This report with ``redact`` (:func:`passport_pipeline.redaction.scrub`) applied wherever
         the text may hold a secret."""
         access = dataclasses.replace(self.access, detail=redact(self.access.detail))
         endpoints = tuple(dataclasses.replace(c, detail=redact(c.detail)) for c in self.endpoints)

@@ -2,7 +2,7 @@
 
 The pristine district is generated once per test session (seed 7, 300 students, clean data);
 tests that change a district take ``district_copy``, a private writable copy, so the pristine
-file never changes under another test.
+file never changes under another test. No test sees the secrets another registered.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from passport_pipeline import redaction
 from passport_pipeline.simulator.district import generate_district, working_copy
 
 SMALL_SEED = 7
@@ -29,3 +30,11 @@ def small_district(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def district_copy(small_district: Path, tmp_path: Path) -> Path:
     """Path of a writable copy of ``small_district``, private to one test."""
     return working_copy(small_district, tmp_path / "district.duckdb")
+
+
+@pytest.fixture(autouse=True)
+def secrets_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts knowing no secret, as a new process does: what one test registers for
+    scrubbing (:mod:`passport_pipeline.redaction`) never scrubs another's text."""
+    monkeypatch.setattr(redaction, "_forms", set())
+    monkeypatch.setattr(redaction, "_pattern", None)

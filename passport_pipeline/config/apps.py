@@ -39,6 +39,7 @@ from passport_pipeline.config.settings import (
     resolved,
 )
 from passport_pipeline.entities import ENTITIES
+from passport_pipeline.redaction import remember
 from passport_pipeline.simulator.auth import DEMO_CREDENTIAL
 from passport_pipeline.sources.settings import ONEROSTER_BASE_PATHS, oneroster_scopes
 from passport_pipeline.sources.sms import PATHS as SMS_PATHS
@@ -199,6 +200,7 @@ class ApiSource(SourceBase):
 
     def resolve_credentials(self, env: Mapping[str, str] = os.environ) -> Credentials:
         """The client id and secret from the environment; :class:`ConfigError` names what is unset.
+        The secret is registered for scrubbing (:mod:`passport_pipeline.redaction`) as it is read.
 
         An ``embedded`` source uses the simulator's public demo credential when neither variable
         is set (or no ``credentials`` are given), so the shipped file works with no environment.
@@ -216,6 +218,7 @@ class ApiSource(SourceBase):
             )
             if not value
         ]
+        remember(secret, client_id=client_id)
         if missing:
             raise ConfigError(f"source '{self.name}' cannot authenticate:", missing)
         return Credentials(client_id, SecretStr(secret))

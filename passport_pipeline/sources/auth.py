@@ -10,7 +10,8 @@ A token is replaced ``refresh_margin_s`` before ``expires_in`` runs out (at most
 lifetime early, so very short-lived tokens are still used), or at once when the API says it
 has expired (:meth:`BearerTokens.invalidate`). Refusals become :class:`AuthenticationError`
 messages that name the token URL, the server's own words and the environment variables to
-check — never the secret.
+check — never the secret: the secret (with its client id) and every token issued are registered
+for scrubbing (:func:`passport_pipeline.redaction.remember`) as soon as they are known.
 """
 
 from __future__ import annotations
@@ -22,14 +23,8 @@ from collections.abc import Callable, Mapping
 
 import requests
 
-from passport_pipeline.sources.errors import (
-    AuthenticationError,
-    BadResponse,
-    ErrorDescription,
-    describe_error,
-    redact,
-    shown_url,
-)
+from passport_pipeline.redaction import remember
+from passport_pipeline.sources.errors import AuthenticationError, BadResponse, describe_error, shown_url
 from passport_pipeline.sources.settings import ClientSettings
 
 PostForm = Callable[[str, Mapping[str, str], tuple[str, str]], requests.Response]
@@ -53,6 +48,7 @@ class BearerTokens:
         refresh_margin_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        remember(client_secret, client_id=client_id)
         self._post = post_form
         self._url = token_url
         self._basic = (client_id, client_secret)
@@ -115,10 +111,6 @@ class BearerTokens:
         self.token()
         return self._granted
 
-    def redact(self, text: str) -> str:
-        """``text`` without the secret or the current token."""
-        return redact(text, self._basic[1], self._token)
-
     def _fetch(self) -> None:
         response = self._post(self._url, self._form, self._basic)
         if response.status_code != 200:
@@ -135,6 +127,7 @@ class BearerTokens:
         if not isinstance(access_token, str) or not access_token:
             raise BadResponse(f"The token URL {shown_url(self._url)} returned an empty access token.",
                               status=200, endpoint=shown_url(self._url))
+        remember(access_token)
         lifetime = _seconds(body.get("expires_in"))
         now = self._clock()
         self._token = access_token
@@ -146,8 +139,7 @@ class BearerTokens:
     def _refusal(self, response: requests.Response) -> AuthenticationError:
         status = response.status_code
         said = describe_error(response.content)
-        said = ErrorDescription(said.code, said.text and self.redact(said.text))
-        words = self.redact(str(said))
+        words = str(said)
         url = shown_url(self._url)
         if said.code == "invalid_scope":
             return AuthenticationError(

@@ -2,7 +2,9 @@
 
 Every exception here carries a message that names what was asked (method and endpoint path,
 never a query string, a token or a secret), what the server answered (status and its own
-description) and what to check. Callers show ``str(error)`` as is.
+description) and what to check. Callers show ``str(error)`` as is: a message is scrubbed of every
+secret the process knows as it is made, and a server's error body before it is read
+(:mod:`passport_pipeline.redaction`), so a server echoing a request's credentials leaks nothing.
 
 Servers describe errors in several shapes: OneRoster's imsx status body (``imsx_CodeMinor``
 spelled with varying capitalization), OAuth's ``{"error", "error_description"}``, ASP.NET's
@@ -16,13 +18,15 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from passport_pipeline.redaction import scrub
+
 
 class SourceError(Exception):
     """A source could not be read; ``str()`` is the admin-readable explanation."""
 
     def __init__(self, message: str, *, status: int | None = None, endpoint: str | None = None,
                  said: ErrorDescription | None = None) -> None:
-        super().__init__(message)
+        super().__init__(scrub(message))
         self.status = status
         self.endpoint = endpoint
         self.said = said
@@ -101,8 +105,9 @@ class ErrorDescription:
 
 
 def describe_error(body: bytes | str) -> ErrorDescription:
-    """Read an error body in any shape servers use; fall back to a short excerpt of the text."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    """Read an error body in any shape servers use; fall back to a short excerpt of the text.
+    The body is scrubbed of secrets first: a server may echo the request's credentials."""
+    text = scrub(body.decode("utf-8", "replace") if isinstance(body, bytes) else body)
     try:
         parsed = json.loads(text)
     except ValueError:
@@ -162,14 +167,6 @@ def missing_scope(description: ErrorDescription) -> str | None:
     if match is None:
         return None
     return (match.group(1) or match.group(2)).rstrip(".'\"")
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """``text`` with every given secret (client secret, token) replaced by ``***``."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
 
 
 def shown_url(url: str) -> str:

@@ -43,7 +43,6 @@ from passport_pipeline.sources.errors import (
     SourceError,
     describe_error,
     missing_scope,
-    redact,
     shown_url,
 )
 from passport_pipeline.sources.settings import ClientSettings
@@ -216,10 +215,6 @@ class HttpClient:
         self._sleep(delay)
         return attempt + 1
 
-    def _redact(self, text: str) -> str:
-        text = redact(text, self.settings.client_secret)
-        return self.tokens.redact(text) if self.tokens else text
-
     def _unreachable(self, url: str, exc: Exception, attempt: int) -> ConnectionFailed:
         if isinstance(exc, requests.ReadTimeout):
             why = (f"no answer within the read timeout of {self.settings.read_timeout_s:g} s; if the "
@@ -229,7 +224,7 @@ class HttpClient:
         else:
             why = _reason(exc)
         return ConnectionFailed(
-            f"Could not reach {shown_url(url)} ({self._redact(why)}) after {attempt + 1} attempts: check "
+            f"Could not reach {shown_url(url)} ({why}) after {attempt + 1} attempts: check "
             "the URL and that the server is reachable from this machine.",
             endpoint=urlsplit(url).path,
         )
@@ -245,7 +240,7 @@ class HttpClient:
     def _kept_failing(self, url: str, status: int, said: ErrorDescription, attempt: int,
                       started: float, method: str = "GET") -> ServerError:
         return ServerError(
-            f"{method} {urlsplit(url).path} kept failing with {status} ({self._redact(str(said))}) "
+            f"{method} {urlsplit(url).path} kept failing with {status} ({said}) "
             f"after {attempt + 1} attempts over {self._clock() - started:.0f} s: the server is busy or "
             "down; try again later, or raise max_retries.",
             status=status, endpoint=urlsplit(url).path,
@@ -254,7 +249,7 @@ class HttpClient:
     def _unauthorized(self, url: str, status: int, said: ErrorDescription) -> AuthenticationError:
         hint = self.settings.credential_hint()
         return AuthenticationError(
-            f"GET {urlsplit(url).path} was refused as unauthorized ({status} {self._redact(str(said))}) "
+            f"GET {urlsplit(url).path} was refused as unauthorized ({status} {said}) "
             f"even with a newly issued token: check {hint}, that the credential is active, and that it "
             "is granted the configured scopes.",
             status=status, endpoint=urlsplit(url).path,
@@ -262,7 +257,7 @@ class HttpClient:
 
     def _refused(self, url: str, status: int, said: ErrorDescription) -> SourceError:
         path = urlsplit(url).path
-        words = self._redact(str(said))
+        words = str(said)
         if status == 403:
             scope = missing_scope(said)
             what = (f"the credential lacks the scope {scope}: ask the SIS administrator to grant it "

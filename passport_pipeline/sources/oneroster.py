@@ -241,10 +241,6 @@ class OneRosterClient:
         path = probe.shown.format_map(quoted) if probe.needs else probe.name
         return sample_pull(self.collection(path, page_size=probe.page_size), whole=probe.whole)
 
-    def redact(self, text: str) -> str:
-        """``text`` without the client secret or the current token."""
-        return self.http.tokens.redact(text) if self.http.tokens else text
-
     def by_school(self, collection: str, school_ids: Iterable[str], *,
                   since: str | dt.datetime | None = None) -> Iterator[PullEvent]:
         """Pages of ``collection`` per school, each school ending with one final event.

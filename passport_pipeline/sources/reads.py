@@ -129,7 +129,7 @@ class SourceClient(Protocol):
 
     Extraction: its reads, and for each either its pages (``read`` and ``mapping``) or, for a
     ``whole_file`` read, ``land``. Test Connection: ``authenticate``, then ``sample`` each of its
-    ``probes``; ``redact`` before showing what it found."""
+    ``probes``."""
 
     max_concurrency: int
     """Reads that may run side by side."""
@@ -164,9 +164,6 @@ class SourceClient(Protocol):
     def sample(self, probe: Probe, ids: Mapping[str, str]) -> Sample:
         """Take one probe, asked with ``ids`` (those it ``needs``); raise :class:`~.errors.SourceError`
         saying why it cannot be read."""
-
-    def redact(self, text: str) -> str:
-        """``text`` without any secret or token this client holds."""
 
 
 class SchoolReader(SourceClient, Protocol):

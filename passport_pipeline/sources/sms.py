@@ -196,10 +196,6 @@ class SmsClient:
         records = response.body if isinstance(response.body, list) else [response.body]
         return Sample(len(records), records=records)
 
-    def redact(self, text: str) -> str:
-        """``text`` without the client secret or the current token."""
-        return self.http.tokens.redact(text) if self.http.tokens else text
-
     def _pages(self, endpoint: str, params: dict, limit: int, stats: PullStats) -> Iterator[Page]:
         url, query = self.url(endpoint), {**params, "paging.limit": limit}
         stats.requested_limit = limit
