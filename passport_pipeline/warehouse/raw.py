@@ -8,7 +8,9 @@ An :class:`Extraction` is one pull of one scope. Its rows stream in page by page
 completes, a full pull replaces that scope's older rows and a delta pull replaces older versions
 of the records it saw. When it fails, its partial rows are removed, so the previous complete
 picture stays and no partial extraction is ever taken for complete. ``sync.extractions`` records
-every pull's outcome — the evidence later stages need before inferring any deletion.
+every pull's outcome — the evidence later stages need before inferring any deletion. What is
+stored of an error (its message, the pull's stats, a quarantine reason) is scrubbed of secrets
+(:func:`passport_pipeline.redaction.scrub`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Literal, NamedTuple
 import pandas as pd
 
 from passport_pipeline.entities import ENTITIES
+from passport_pipeline.redaction import scrub
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.sql import ident
 
@@ -135,7 +138,7 @@ class Extraction:
             con.execute(
                 "INSERT INTO sync.issues VALUES (?, ?, ?, ?, NULL, 'quarantine', 'Error', ?, ?)",
                 [self.run_id, self.source, self.entity, record_id,
-                 f"{reason}: {raw_text[:500]}", _now()],
+                 scrub(f"{reason}: {scrub(raw_text)[:500]}"), _now()],
             )
         with self._lock:
             self.quarantined += 1
@@ -192,6 +195,7 @@ def finish_extractions(warehouse: Warehouse, ended: Iterable[Ended]) -> None:
         else:
             with pull._lock:
                 pull._buffer = []
+        error = None if error is None else scrub(error)
         groups[(pull.table, pull.run_id, pull.source, pull.entity, pull.mode, error)].append((pull, stats))
     if not groups:
         return
@@ -220,7 +224,7 @@ def finish_extractions(warehouse: Warehouse, ended: Iterable[Ended]) -> None:
                  "status": "complete" if error is None else "failed", "scopes": scopes["scopes"],
                  "rows": [pull.rows if error is None else 0 for pull, _ in ends],
                  "quarantined": [pull.quarantined for pull, _ in ends],
-                 "stats": [json.dumps(stats or {}) for _, stats in ends]},
+                 "stats": [scrub(json.dumps(stats or {})) for _, stats in ends]},
             )
         con.execute("COMMIT")
 

@@ -184,3 +184,17 @@ def test_payloads_are_stored_with_zstd(warehouse):
             f"SELECT DISTINCT column_name, compression FROM pragma_storage_info('{raw_table('sky', 'schools')}')"
             " WHERE segment_type <> 'VALIDITY' AND column_name IN ('payload', 'name')").fetchall())
     assert codecs["payload"] == "ZSTD" and codecs["name"] != "ZSTD"
+
+
+def test_what_is_stored_of_a_failure_is_scrubbed_of_secrets(warehouse):
+    from passport_pipeline.redaction import remember
+
+    remember("wh-Secret-77c1", client_id="wh-client")
+    pull = Extraction(warehouse, run_id="r1", source="sky", entity="schools", scope="A")
+    pull.quarantine("not valid JSON", '{"echo": "Basic d2gtY2xpZW50OndoLVNlY3JldC03N2Mx"')
+    pull.fail("a bug holding wh-Secret-77c1", {"warnings": ["the server said wh-Secret-77c1"]})
+
+    stored = warehouse.reading().execute(
+        "SELECT error, stats::VARCHAR FROM sync.extractions UNION ALL SELECT message, NULL FROM sync.issues").fetchall()
+    assert stored == [("a bug holding ***", '{"warnings": ["the server said ***"]}'),
+                      ('not valid JSON: {"echo": "Basic ***"', None)]
