@@ -4,6 +4,7 @@ import dagster as dg
 
 from passport_pipeline.config import PassportConfig
 from passport_pipeline.connection_check import check_sources, format_report
+from passport_pipeline.defs.scrubbed import scrubbed_logs
 
 
 @dg.op(
@@ -11,6 +12,7 @@ from passport_pipeline.connection_check import check_sources, format_report
     description="Authenticate to each source and read one page of each entity endpoint: what works, "
     "what is forbidden (and which scope is missing), latency, page-size clamps, schools seen.",
 )
+@scrubbed_logs
 def check_connections(context: dg.OpExecutionContext, sources: dg.ResourceParam[PassportConfig]):
     reports = check_sources(sources)
     for report in reports:

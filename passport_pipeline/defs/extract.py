@@ -10,6 +10,7 @@ from typing import Literal
 import dagster as dg
 
 from passport_pipeline.config import PassportConfig, PrivacySettings, Source, load_config
+from passport_pipeline.defs.scrubbed import scrubbed_logs
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.extract import EntityOutcome, extract_source
 from passport_pipeline.previews import preview
@@ -54,6 +55,7 @@ def extraction_assets(source: Source) -> dg.AssetsDefinition:
     @dg.multi_asset(name=f"extract_{source.name}", specs=specs, check_specs=checks, can_subset=True,
                     pool="warehouse",
                     description=f"Extract source '{source.name}' ({source.app}) into raw tables.")
+    @scrubbed_logs
     def _extract(context: dg.AssetExecutionContext, config: ExtractConfig,
                  sources: dg.ResourceParam[PassportConfig], warehouse: dg.ResourceParam[Warehouse]):
         configured = sources.source(source.name)

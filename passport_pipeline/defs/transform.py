@@ -21,6 +21,7 @@ import dagster as dg
 
 from passport_pipeline.config import PassportConfig, PrivacySettings, Source, load_config
 from passport_pipeline.defs.extract import raw_key
+from passport_pipeline.defs.scrubbed import scrubbed_logs
 from passport_pipeline.entities import ENTITIES, links
 from passport_pipeline.previews import preview
 from passport_pipeline.rules.filters import filter_records
@@ -68,6 +69,7 @@ def schools_mapping_asset(source: Source) -> dg.AssetsDefinition:
         "Passport school, unmapped (its data stays out), missing in the source, or new in it.",
         metadata={"dagster/table_name": f"staging.{source.name}__schools_mapping"},
     )
+    @scrubbed_logs
     def _schools_mapping(context: dg.AssetExecutionContext, passport_config: dg.ResourceParam[PassportConfig],
                          warehouse: dg.ResourceParam[Warehouse]) -> dg.MaterializeResult:
         configured = passport_config.source(source.name)
@@ -117,6 +119,7 @@ def stage_assets(source: Source, stage: str, run: Callable[..., StageReport]) ->
 
     @dg.multi_asset(name=f"{stage}_{source.name}", specs=specs, check_specs=checks, pool="warehouse",
                     description=f"Source '{source.name}': the tables {STAGE_WORDS[stage]}.")
+    @scrubbed_logs
     def _stage(context: dg.AssetExecutionContext, passport_config: dg.ResourceParam[PassportConfig],
                warehouse: dg.ResourceParam[Warehouse]):
         configured = passport_config.source(source.name)
