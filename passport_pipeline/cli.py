@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 
 from passport_pipeline.config import ConfigError
+from passport_pipeline.redaction import scrubbed_stdio
 
 DEMO_SEED = 7
 DEMO_STUDENTS = 5000
 
 
+@scrubbed_stdio()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = _parser()
