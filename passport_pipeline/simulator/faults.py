@@ -3,8 +3,8 @@
 Every fault is off by default. :class:`Faults` is the setting (given at start, or changed on
 a running server through ``/admin/faults``); :class:`FaultPlan` turns it into one decision per
 data request. Decisions are seeded and made under a lock, so the same settings and the same
-request sequence misbehave the same way every time. Token and admin endpoints never see
-faults; data endpoints of both APIs (OneRoster and SMS native) do.
+request sequence misbehave the same way every time. Admin endpoints never see faults; data
+endpoints of both APIs (OneRoster and SMS native) do, and token endpoints only ``echo_credentials``.
 
 The nested and short faults are OneRoster only, and are no random decision: the server passes
 them to the OneRoster engine with each request, which routes and pages by them (see
@@ -68,6 +68,11 @@ class Faults(BaseModel):
     """OneRoster collections that stop after their first ``short_rows`` rows (no ``next`` link,
     then empty pages) while ``X-Total-Count`` keeps the true total, as a server that stops early."""
     short_rows: int = Field(10, ge=0)
+    echo_credentials: bool = False
+    """Error answers repeat the request's credentials, as a debugging gateway does: a refused token
+    request its ``Authorization`` header (HTTP Basic, base64 of ``client_id:secret``) and form body
+    (the SMS password grant's holds the secret), a data request's errors its ``Authorization: Bearer``
+    header. What a client makes of such an answer must not show them."""
 
     @model_validator(mode="after")
     def _check_statuses(self) -> Faults:

@@ -178,7 +178,10 @@ async def _token(request: Request, grant: Callable[..., Token], include_scope: b
         token = grant(simulator.authority, request.headers.get("authorization"), form, today, ttl)
     except AuthError as refusal:
         headers = {"WWW-Authenticate": 'Basic realm="simulator"'} if refusal.status == 401 else None
-        return JSONResponse(refusal.body(), refusal.status, headers)
+        body = refusal.body()
+        if simulator.faults.faults.echo_credentials:
+            body["error_description"] += _echo(request, form=await request.body())
+        return JSONResponse(body, refusal.status, headers)
     body = {"access_token": token.access_token, "token_type": "bearer", "expires_in": ttl}
     if include_scope:
         body["scope"] = " ".join(sorted(token.scopes))
@@ -200,18 +203,19 @@ async def _data_reply(request: Request, simulator: Simulator, api: Api, base: st
     """Faults first (as a gateway would), then the token, then the engine."""
     faults = simulator.faults.faults
     decision = simulator.faults.decide()
+    echo = _echo(request) if faults.echo_credentials else ""
     if decision.latency_seconds:
         await asyncio.sleep(decision.latency_seconds)
     if decision.status is not None:
-        return _fault_reply(api, decision, faults.plain_errors)
+        return _fault_reply(api, decision, faults.plain_errors, echo)
     try:
         token = simulator.authority.verify(request.headers.get("authorization"), api)
     except AuthError as refusal:
         denied = "Authorization has been denied for this request." if api == "sms" else refusal.description
-        reply = _error(api, 401, denied, faults.plain_errors)
+        reply = _error(api, 401, denied + echo, faults.plain_errors)
         return Reply(401, reply.body, {**reply.headers, "WWW-Authenticate": "Bearer"})
     except TokenExpired:
-        return _error(api, faults.expired_token_status, "Token has expired", faults.plain_errors)
+        return _error(api, faults.expired_token_status, "Token has expired" + echo, faults.plain_errors)
     path = request.path_params["path"]
     endpoint = path.rstrip("/").rsplit("/", 1)[-1]
     asked = dict(
@@ -247,17 +251,27 @@ def _error(api: Api, status: int, message: str, plain: bool) -> Reply:
 _GATEWAY_PAGE = "<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center></body></html>"
 
 
-def _fault_reply(api: Api, decision: Decision, plain: bool) -> Reply:
-    """A failure a busy server or its gateway sends: 429 with Retry-After, 5xx, proxy pages."""
+def _fault_reply(api: Api, decision: Decision, plain: bool, echo: str = "") -> Reply:
+    """A failure a busy server or its gateway sends: 429 with Retry-After, 5xx, proxy pages;
+    ``echo`` (see :func:`_echo`) follows its words."""
     status = decision.status
     if status == 429:
-        reply = _error(api, 429, "Too many requests: slow down and retry after the Retry-After delay", plain)
+        reply = _error(api, 429, "Too many requests: slow down and retry after the Retry-After delay" + echo, plain)
         return Reply(429, reply.body, {**reply.headers, "Retry-After": str(decision.retry_after_seconds)})
     if status in (502, 504):
         title = {502: "502 Bad Gateway", 504: "504 Gateway Time-out"}[status]
-        return Reply(status, _GATEWAY_PAGE.format(title).encode(), {"Content-Type": "text/html"})
+        return Reply(status, _GATEWAY_PAGE.format(title + echo).encode(), {"Content-Type": "text/html"})
     message = "The service is temporarily unavailable" if status == 503 else "An error has occurred."
-    return _error(api, status, message, plain)
+    return _error(api, status, message + echo, plain)
+
+
+def _echo(request: Request, form: bytes | None = None) -> str:
+    """The request's credentials as an error repeats them (fault ``echo_credentials``): its
+    ``Authorization`` header and, for a token request, its form body as sent."""
+    said = f" (request Authorization: {request.headers.get('authorization', '')}"
+    if form is not None:
+        said += f"; body: {form.decode('utf-8', 'replace')}"
+    return said + ")"
 
 
 def _respond(reply: Reply, extra_headers: Mapping[str, str] | None = None) -> Response:
