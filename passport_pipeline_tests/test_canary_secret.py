@@ -62,8 +62,9 @@ FAILING_DATA = {"echo_credentials": True, "rate_limit_share": 1.0, "retry_after_
 def canary_shapes() -> dict[str, str]:
     """The canary as it can travel, worked out here, independently of the redaction module."""
     basic = f"{CANARY_ID}:{CANARY}".encode()
+    escaped = json.dumps(CANARY)[1:-1]
     shapes = {"plain": CANARY, "url-encoded": quote(CANARY, safe=""), "form-encoded": quote_plus(CANARY),
-              "JSON-escaped": json.dumps(CANARY)[1:-1], "JSON-escaped twice": json.dumps(json.dumps(CANARY)[1:-1])[1:-1]}
+              "JSON-escaped": escaped, "JSON-escaped twice": json.dumps(escaped)[1:-1]}
     for name, encode in (("base64", base64.b64encode), ("URL-safe base64", base64.urlsafe_b64encode)):
         shapes[f"{name} of id:secret"] = encode(basic).decode()
         shapes[f"{name} of id:secret, unpadded"] = encode(basic).decode().rstrip("=")
