@@ -12,6 +12,7 @@ import dagster as dg
 from passport_pipeline.config import PassportConfig, Source, load_config
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.extract import EntityOutcome, extract_source
+from passport_pipeline.failures import one_line_failures
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.raw import LANDING_COLUMNS, raw_table
 
@@ -51,8 +52,8 @@ def extraction_assets(source: Source) -> dg.AssetsDefinition:
     ]
 
     @dg.multi_asset(name=f"extract_{source.name}", specs=specs, check_specs=checks, can_subset=True,
-                    pool="warehouse",
                     description=f"Extract source '{source.name}' ({source.app}) into raw tables.")
+    @one_line_failures(source)
     def _extract(context: dg.AssetExecutionContext, config: ExtractConfig,
                  sources: dg.ResourceParam[PassportConfig], warehouse: dg.ResourceParam[Warehouse]):
         configured = sources.source(source.name)
