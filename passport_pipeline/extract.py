@@ -254,6 +254,8 @@ class _Run:
     def abandon(self, error: BaseException) -> None:
         """The extraction broke off (a source refused mid-run, a full disk, a stop, a bug): drop what the
         reads landed and did not commit, and end every pull still running as failed, saying why."""
+        if not self.extractions:  # nothing was recorded (the warehouse may not even be open)
+            return
         why = explain(error, self.source) or f"the extraction broke off: {type(error).__name__}: {error}"
         try:
             for landing in self.landings.values():

@@ -99,25 +99,18 @@ def test_a_wrong_secret_mid_sync_is_one_line_with_the_fix_and_fails_every_pull(s
     assert all("rejected the client id/secret" in error for _, error in of_run)
     assert "running" not in {status for _, status, _ in pulls(synced)}
 
-
-def test_debug_shows_the_traceback_besides_the_line(synced, capsys, monkeypatch):
-    monkeypatch.setenv("SIM_SECRET", "wrong-secret")
     assert cli.main(["sync", "--debug"]) == 1
     err = capsys.readouterr().err
-    assert "Traceback" in err or "Stack Trace" in err
-    assert "AuthenticationError" in err
+    assert "AuthenticationError" in err and ("Traceback" in err or "Stack Trace" in err)
     assert "rejected the client id/secret" in err.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("record, words", [
-    ({"active": False}, "is inactive"),
-    ({"expiration_date": "2000-01-01"}, "has expired"),
-])
-def test_an_inactive_or_expired_credential_is_one_line_in_test_connections_words(synced, sim, capsys, record, words):
-    sim.put_credential(client_id="passport-demo", secret=SECRET, **record)
-    assert cli.main(["sync"]) == 1
-    line = one_line(capsys)
-    assert f"Source 'sky': The credential" in line and words in line and "Skyward administrator" in line
+def test_an_inactive_or_expired_credential_is_one_line_in_test_connections_words(synced, sim, capsys):
+    for record, words in [({"active": False}, "is inactive"), ({"expiration_date": "2000-01-01"}, "has expired")]:
+        sim.put_credential(client_id="passport-demo", secret=SECRET, **record)
+        assert cli.main(["sync"]) == 1
+        line = one_line(capsys)
+        assert "Source 'sky': The credential" in line and words in line and "Skyward administrator" in line
 
 
 def test_an_unreachable_server_is_one_line(tmp_path, monkeypatch, capsys):
