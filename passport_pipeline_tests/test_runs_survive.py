@@ -49,14 +49,20 @@ def sim(small_district):
 
 
 @pytest.fixture
-def synced(sim, tmp_path, monkeypatch):
-    """passport.yaml pointing at the simulator, an ephemeral Dagster instance, and one good sync done."""
+def configured(sim, tmp_path, monkeypatch) -> Path:
+    """passport.yaml pointing at the simulator, and an ephemeral Dagster instance; the warehouse path."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.setenv("SIM_ID", "passport-demo")
     monkeypatch.setenv("SIM_SECRET", SECRET)
     write_config(tmp_path, sim.base_url, monkeypatch)
-    assert cli.main(["sync"]) == 0
     return tmp_path / "warehouse.duckdb"
+
+
+@pytest.fixture
+def synced(configured) -> Path:
+    """As ``configured``, with one good sync done."""
+    assert cli.main(["sync"]) == 0
+    return configured
 
 
 def write_config(folder: Path, base_url: str, monkeypatch=None) -> Path:
@@ -151,10 +157,10 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-def test_a_busy_warehouse_fails_the_dagster_run_in_one_line_naming_the_holder(synced):
+def test_a_busy_warehouse_fails_the_dagster_run_in_one_line_naming_the_holder(configured):
     from passport_pipeline.definitions import defs
 
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(synced)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(configured)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
         result = defs().resolve_job_def("sync").execute_in_process(
