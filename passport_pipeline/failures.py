@@ -2,9 +2,10 @@
 
 :func:`explain` words the failures an operator meets and can fix — a refused, expired or inactive
 credential, an unreachable server, a warehouse another sync is writing (or a district store
-another simulator is), a full disk, a stop by Ctrl-C — and answers None for anything else (a bug: its traceback is what helps, with ``--debug``).
-The same line is the CLI's message and, through :func:`one_line_failures`, the Dagster step's
-failure description, so the terminal and the run page say the same thing.
+another simulator is), a full disk, a stop by Ctrl-C — and answers None for anything else (a
+bug: its traceback is what helps, with ``--debug``). The same line is the CLI's message and,
+through :func:`one_line_failures`, the Dagster step's failure description, so the terminal and
+the run page say the same thing.
 """
 
 from __future__ import annotations

@@ -160,7 +160,8 @@ HOLDER = textwrap.dedent("""
 def test_a_busy_warehouse_fails_the_dagster_run_in_one_line_naming_the_holder(configured):
     from passport_pipeline.definitions import defs
 
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(configured)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(configured)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
         result = defs().resolve_job_def("sync").execute_in_process(
@@ -326,7 +327,8 @@ def picture(warehouse: Path) -> dict[str, list[tuple]]:
                 "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?"
                 " AND column_name NOT IN ('run_id', 'extracted_at') ORDER BY column_index", [schema, table]).fetchall()]
             selected = ", ".join(f'"{name}"::VARCHAR' for name in columns)
-            found[f"{schema}.{table}"] = con.execute(f'SELECT {selected} FROM "{schema}"."{table}" ORDER BY ALL').fetchall()
+            found[f"{schema}.{table}"] = con.execute(
+                f'SELECT {selected} FROM "{schema}"."{table}" ORDER BY ALL').fetchall()
     return found
 
 
