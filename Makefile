@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster
 
-.PHONY: install test test-slow demo dev bench check clean
+.PHONY: install test test-slow test-reliability demo dev bench check clean
 
 install: $(INSTALLED)
 
@@ -26,6 +26,9 @@ test: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 
 test-slow: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/pytest -q -m slow
+
+test-reliability: $(INSTALLED) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/pytest -q -m reliability
 
 check: $(INSTALLED)
 	$(BIN)/dg check defs

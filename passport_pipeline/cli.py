@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 from passport_pipeline.config import ConfigError
@@ -17,19 +20,41 @@ DEMO_STUDENTS = 5000
 
 @scrubbed_stdio()
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script."""
+    """Entry point of the console script: a failure is one line on stderr (the cause and the fix),
+    its traceback only with ``--debug``; Ctrl-C and SIGTERM stop a command promptly (exit 130)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop) if main_thread else None
     try:
         return args.run(args) or 0
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("Stopped (Ctrl-C or SIGTERM).", file=sys.stderr)
         return 130
+    except Exception as error:
+        from passport_pipeline.failures import explain
+
+        if args.debug:
+            traceback.print_exc()
+        line = explain(error)
+        print(line or f"Unexpected error: {type(error).__name__}: {error}. Run again with --debug for the "
+              "traceback.", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(signum, frame) -> None:
+    """SIGTERM stops a command the way Ctrl-C does: its ``finally`` blocks run (the simulator stops,
+    the warehouse is let go)."""
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="passport-pipeline",
         description="Roster sync from Skyward into DuckDB, with an embedded Skyward simulator.",
     )
+    parser.set_defaults(debug=False)
     commands = parser.add_subparsers(title="commands")
 
     simulate = commands.add_parser(
@@ -81,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         description=f"Start the simulator with the {DEMO_STUDENTS:,}-student demo district on a free "
         "loopback port, walk its APIs once and print what it serves.",
     )
+    _wait_option(demo)
     demo.set_defaults(run=_demo)
 
     sync = commands.add_parser(
@@ -88,11 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         help="Run Sync: extract every configured source into the warehouse, through Dagster",
         description="Run the Dagster 'sync' job in this process over the sources in passport.yaml "
         "(PASSPORT_CONFIG) and print what happened. Exit status: 0 succeeded; 3 every step ran but some "
-        "scope could not be extracted completely (listed; it kept its previous data); 1 a step failed; "
-        "2 the configuration is wrong.",
+        "scope could not be extracted completely (listed; it kept its previous data); 1 a step failed "
+        "(why, in one line); 2 the configuration is wrong; 130 stopped (Ctrl-C or SIGTERM).",
     )
     sync.add_argument("--mode", choices=["full", "delta"], default="full",
                       help="full: a complete snapshot per school (default); delta: only what changed")
+    _wait_option(sync)
     sync.set_defaults(run=_sync)
 
     check = commands.add_parser(
@@ -103,7 +131,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--source", action="append", metavar="NAME", help="only this source (repeatable)")
     check.set_defaults(run=_test_connection)
+    for command in commands.choices.values():
+        command.add_argument("--debug", action="store_true",
+                             help="on failure, show the traceback (and Dagster's log) besides the one-line message")
     return parser
+
+
+def _wait_option(parser: argparse.ArgumentParser) -> None:
+    from passport_pipeline.warehouse.lock import WAIT_SECONDS
+
+    parser.add_argument("--wait", type=float, default=WAIT_SECONDS, metavar="SECONDS",
+                        help="when another sync is writing the warehouse, wait this long for it to finish "
+                        f"before giving up (default {WAIT_SECONDS:.0f})")
 
 
 def _district_options(parser: argparse.ArgumentParser) -> None:
@@ -190,18 +229,18 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from passport_pipeline.demo import run_demo
 
-    return run_demo()
-
+    return run_demo(wait_seconds=args.wait, debug=args.debug)
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from passport_pipeline.sync import EXIT_CODES, run_sync
+    from passport_pipeline.sync import run_sync, tell
 
-    outcome = run_sync(mode=args.mode)
-    print(f"Run {outcome.run_id} {outcome.status.upper() if not outcome.success else outcome.status} "
-          f"in {outcome.seconds:,.1f} s.\n")
-    print(outcome.report)
-    return EXIT_CODES[outcome.status]
+    outcome = run_sync(mode=args.mode, debug=args.debug, wait_seconds=args.wait, waiting=_say)
+    return tell(outcome, debug=args.debug)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _test_connection(args: argparse.Namespace) -> int:

@@ -7,20 +7,24 @@ OneRoster with OAuth into the warehouse, and the simulator stops again.
 
 from __future__ import annotations
 
+import sys
+
 from passport_pipeline.config import load_config
-from passport_pipeline.sync import EXIT_CODES, run_sync
+from passport_pipeline.sync import FAILED, run_sync, tell
+from passport_pipeline.warehouse.lock import WAIT_SECONDS
 
 
-def run_demo() -> int:
-    """Run one full sync of the configured (by default, embedded) district; print the report."""
+def run_demo(wait_seconds: float = WAIT_SECONDS, debug: bool = False) -> int:
+    """Run one full sync of the configured (by default, embedded) district; print the report, or
+    why it failed in one line."""
     config = load_config()
     district = config.simulator
     if district is not None:
         print(f"Syncing the embedded demo district ({district.students:,} students, seed {district.seed}) "
-              f"through the Dagster 'sync' job...")
-    outcome = run_sync(mode="full")
-    state = outcome.status if outcome.success else outcome.status.upper()
-    print(f"Run {outcome.run_id} {state} in {outcome.seconds:,.1f} s.\n")
-    print(outcome.report)
-    print("\nExplore it: `make dev` for the Dagster UI, or duckdb on the warehouse file (raw.* tables).")
-    return EXIT_CODES[outcome.status]
+              f"through the Dagster 'sync' job...", flush=True)
+    outcome = run_sync(mode="full", debug=debug, wait_seconds=wait_seconds,
+                       waiting=lambda message: print(message, file=sys.stderr, flush=True))
+    code = tell(outcome, debug=debug)
+    if outcome.status != FAILED:
+        print("\nExplore it: `make dev` for the Dagster UI, or duckdb on the warehouse file (raw.* tables).")
+    return code

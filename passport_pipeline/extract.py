@@ -14,7 +14,9 @@ finished, failed (partial rows dropped, previous picture kept) otherwise, absent
 does not provide the entity. After a full extraction ``raw.<source>__<entity>`` holds exactly
 what the source served, except that a failed scope keeps its previous complete rows; a delta
 extraction upserts the records that changed, which the next full one replaces. A source error
-never escapes as an exception for one scope; a bug does. Delta reads ask what changed since the
+never escapes as an exception for one scope; a bug does. When the extraction breaks off (a source
+refusing the whole run, a full disk, a stop, a bug) every pull still running ends failed, with
+the reason a person reads (:func:`.failures.explain`). Delta reads ask what changed since the
 read's watermark, which moves only after the read completed (:func:`.warehouse.raw.advance_watermark`).
 """
 
@@ -30,6 +32,7 @@ from datetime import datetime
 
 from passport_pipeline.config import Source
 from passport_pipeline.extract_schools import read_per_school
+from passport_pipeline.failures import explain
 from passport_pipeline.sources import PullEvent, SourceError, run_pulls
 from passport_pipeline.sources.connect import open_client
 from passport_pipeline.sources.reads import Read
@@ -41,6 +44,7 @@ from passport_pipeline.warehouse.raw import (
     Extraction,
     advance_watermark,
     emptied_scopes,
+    end_running,
     ensure_raw_table,
     finish_extractions,
     forget_pulls,
@@ -98,8 +102,8 @@ def extract_source(
         run = _Run(warehouse, source, client, result, log)
         try:
             run.all()
-        except BaseException:
-            run.abandon()
+        except BaseException as error:
+            run.abandon(error)
             raise
     result.seconds = time.perf_counter() - started
     return result
@@ -247,10 +251,19 @@ class _Run:
             return None
         return min(marks, key=lambda mark: datetime.fromisoformat(mark.replace("Z", "+00:00")))
 
-    def abandon(self) -> None:
-        """A bug broke off the run: drop what the reads landed and did not commit."""
-        for landing in self.landings.values():
-            landing.rollback()
+    def abandon(self, error: BaseException) -> None:
+        """The extraction broke off (a source refused mid-run, a full disk, a stop, a bug): drop what the
+        reads landed and did not commit, and end every pull still running as failed, saying why."""
+        if not self.extractions:  # nothing was recorded (the warehouse may not even be open)
+            return
+        why = explain(error, self.source) or f"the extraction broke off: {type(error).__name__}: {error}"
+        try:
+            for landing in self.landings.values():
+                landing.rollback()
+            end_running(self.warehouse, status="failed", error=why, run_id=self.result.run_id,
+                        source=self.source.name)
+        except Exception:  # the warehouse cannot be written (a full disk): the next writer abandons them
+            pass
 
     def end(self, read: Read, scope: str, event: PullEvent) -> list[tuple[tuple[str, str], dict]]:
         """Account for a pull that ended: the keys ``(entity, scope)`` it leaves owing nothing, with its stats."""

@@ -14,6 +14,7 @@ from passport_pipeline.defs.scrubbed import scrubbed_logs
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.extract import EntityOutcome, extract_source
 from passport_pipeline.previews import preview
+from passport_pipeline.failures import one_line_failures
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.raw import LANDING_COLUMNS, raw_table
 
@@ -53,9 +54,9 @@ def extraction_assets(source: Source) -> dg.AssetsDefinition:
     ]
 
     @dg.multi_asset(name=f"extract_{source.name}", specs=specs, check_specs=checks, can_subset=True,
-                    pool="warehouse",
                     description=f"Extract source '{source.name}' ({source.app}) into raw tables.")
     @scrubbed_logs
+    @one_line_failures(source)
     def _extract(context: dg.AssetExecutionContext, config: ExtractConfig,
                  sources: dg.ResourceParam[PassportConfig], warehouse: dg.ResourceParam[Warehouse]):
         configured = sources.source(source.name)

@@ -11,6 +11,7 @@ import dagster as dg
 from passport_pipeline.config import PassportConfig, load_config
 from passport_pipeline.defs.scrubbed import scrubbed_logs
 from passport_pipeline.defs.transform import stage_key
+from passport_pipeline.failures import one_line_failures
 from passport_pipeline.sync_report import incomplete_scopes, incomplete_text, sync_report
 from passport_pipeline.warehouse.connection import Warehouse
 
@@ -27,6 +28,7 @@ def report_definitions() -> dg.Definitions:
               "kept, and the issues raised. Fails, naming each scope and why, when a scope could not be "
               "extracted completely (its previous data was kept).")
     @scrubbed_logs
+    @one_line_failures()
     def _sync_report(context: dg.AssetExecutionContext, passport_config: dg.ResourceParam[PassportConfig],
                      warehouse: dg.ResourceParam[Warehouse]) -> dg.MaterializeResult:
         incomplete = incomplete_scopes(warehouse, context.run_id)

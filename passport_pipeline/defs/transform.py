@@ -24,6 +24,7 @@ from passport_pipeline.defs.extract import raw_key
 from passport_pipeline.defs.scrubbed import scrubbed_logs
 from passport_pipeline.entities import ENTITIES, links
 from passport_pipeline.previews import preview
+from passport_pipeline.failures import one_line_failures
 from passport_pipeline.rules.filters import filter_records
 from passport_pipeline.rules.mapping import map_attributes
 from passport_pipeline.rules.report import EntityCounts, StageReport
@@ -64,12 +65,12 @@ def schools_mapping_asset(source: Source) -> dg.AssetsDefinition:
         deps=[raw_key(source.name, "schools")] if "schools" in source.entities else [],
         group_name=GROUP,
         kinds={"duckdb"},
-        pool="warehouse",
         description=f"Schools mapping of source '{source.name}': each source school mapped to a "
         "Passport school, unmapped (its data stays out), missing in the source, or new in it.",
         metadata={"dagster/table_name": f"staging.{source.name}__schools_mapping"},
     )
     @scrubbed_logs
+    @one_line_failures()
     def _schools_mapping(context: dg.AssetExecutionContext, passport_config: dg.ResourceParam[PassportConfig],
                          warehouse: dg.ResourceParam[Warehouse]) -> dg.MaterializeResult:
         configured = passport_config.source(source.name)
@@ -117,9 +118,10 @@ def stage_assets(source: Source, stage: str, run: Callable[..., StageReport]) ->
         for entity in source.entities
     ] if stage == "staged" else []
 
-    @dg.multi_asset(name=f"{stage}_{source.name}", specs=specs, check_specs=checks, pool="warehouse",
+    @dg.multi_asset(name=f"{stage}_{source.name}", specs=specs, check_specs=checks,
                     description=f"Source '{source.name}': the tables {STAGE_WORDS[stage]}.")
     @scrubbed_logs
+    @one_line_failures()
     def _stage(context: dg.AssetExecutionContext, passport_config: dg.ResourceParam[PassportConfig],
                warehouse: dg.ResourceParam[Warehouse]):
         configured = passport_config.source(source.name)

@@ -13,6 +13,10 @@ from passport_pipeline.sources.sms import SmsClient
 
 Client = OneRosterClient | SmsClient | CsvBundle
 
+CLIENTS: dict[str, type[Client]] = {"skyward_oneroster": OneRosterClient, "skyward_sms": SmsClient,
+                                    "oneroster_csv": CsvBundle}
+"""The client that reads each app of ``passport.yaml``."""
+
 
 def client_settings(source: ApiSource, env: Mapping[str, str] = os.environ) -> ClientSettings:
     """The client's view of an API source; raises ``ConfigError`` naming an unset secret variable."""
@@ -55,8 +59,4 @@ def open_client(source: Source, env: Mapping[str, str] = os.environ, *,
     if isinstance(source, CsvBundleSource):
         return CsvBundle(source.path)
     settings = client_settings(source, env)
-    if tuned is not None:
-        settings = tuned(settings)
-    if isinstance(source, OneRosterSource):
-        return OneRosterClient(settings)
-    return SmsClient(settings)
+    return CLIENTS[source.app](tuned(settings) if tuned is not None else settings)

@@ -8,9 +8,11 @@ An :class:`Extraction` is one pull of one scope. Its rows stream in page by page
 completes, a full pull replaces that scope's older rows and a delta pull replaces older versions
 of the records it saw. When it fails, its partial rows are removed, so the previous complete
 picture stays and no partial extraction is ever taken for complete. ``sync.extractions`` records
-every pull's outcome — the evidence later stages need before inferring any deletion. What is
-stored of an error (its message, the pull's stats, a quarantine reason) is scrubbed of secrets
-(:func:`passport_pipeline.redaction.scrub`).
+every pull's outcome — the evidence later stages need before inferring any deletion. A pull whose
+process died before it ended (killed, crashed) is found ``running`` by the next writer and becomes
+``abandoned``: like failed, its partial rows are dropped and its scope keeps its previous picture.
+What is stored of an error (its message, the pull's stats, a quarantine reason) is scrubbed of
+secrets (:func:`passport_pipeline.redaction.scrub`).
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import pandas as pd
 
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.redaction import scrub
-from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.sql import ident
+
+if TYPE_CHECKING:  # the warehouse, on opening, ends the pulls dead writers left running (end_running)
+    from passport_pipeline.warehouse.connection import Warehouse
 
 WHOLE_SOURCE = "*"
 BATCH_ROWS = 10_000
@@ -227,6 +231,39 @@ def finish_extractions(warehouse: Warehouse, ended: Iterable[Ended]) -> None:
                  "stats": [scrub(json.dumps(stats or {})) for _, stats in ends]},
             )
         con.execute("COMMIT")
+
+
+ABANDONED_BECAUSE = ("abandoned: the process running this pull ended before the pull did (killed, crashed or "
+                     "shut down); its partial rows were dropped and the scope keeps its previous data")
+
+
+def end_running(warehouse: Warehouse, *, status: Literal["failed", "abandoned"], error: str,
+                run_id: str | None = None, source: str | None = None) -> int:
+    """End every pull still ``running`` (of ``run_id`` and ``source`` when given) as ``status``,
+    saying why in ``error``, and drop its partial rows: its scope keeps its previous picture.
+    Returns how many pulls were ended.
+
+    ``abandoned`` is for pulls a dead process left behind, ended by the next writer: holding the
+    warehouse's writer lock, it knows nobody else is landing them. ``failed`` is for the pulls of an
+    extraction that broke off (a source refused mid-run, a full disk, Ctrl-C)."""
+    params = {"status": status, "error": scrub(error), "at": _now(), "run": run_id, "source": source}
+    with warehouse.writing() as con:
+        con.execute("BEGIN")
+        ended = con.execute(
+            """UPDATE sync.extractions SET status = $status, error = $error, finished_at = $at, rows = 0
+               WHERE status = 'running' AND ($run IS NULL OR run_id = $run) AND ($source IS NULL OR source = $source)
+               RETURNING run_id, source, entity, scope""", params).fetchall()
+        scopes: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        for run, of_source, entity, scope in ended:
+            scopes[(run, of_source, entity)].append(scope)
+        existing = {name for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw'").fetchall()}
+        for (run, of_source, entity), of_pulls in scopes.items():
+            if f"{of_source}__{entity}" in existing:
+                con.execute(f"DELETE FROM {raw_table(of_source, entity)} WHERE run_id = $run"
+                            " AND list_contains($scopes::VARCHAR[], scope)", {"run": run, "scopes": of_pulls})
+        con.execute("COMMIT")
+    return len(ended)
 
 
 def land_rows(con, extractions: Mapping[str, Extraction], select: str) -> None:

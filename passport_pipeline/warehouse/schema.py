@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS sync.extractions (
     entity         VARCHAR NOT NULL,
     scope          VARCHAR NOT NULL,      -- a school's sis_id, or '*' for source-wide pulls
     mode           VARCHAR NOT NULL,      -- full | delta
-    status         VARCHAR NOT NULL,      -- running | complete | failed
+    status         VARCHAR NOT NULL,      -- running | complete | failed | absent | abandoned
     rows           BIGINT NOT NULL DEFAULT 0,
     quarantined    BIGINT NOT NULL DEFAULT 0,
     started_at     TIMESTAMP NOT NULL,
