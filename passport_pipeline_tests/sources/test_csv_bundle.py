@@ -163,8 +163,8 @@ def test_every_column_lands_once_as_its_canonical_attribute_or_in_the_payload(sm
             assert kept == {h: v or None for h, v in sent.items() if h.lower() not in carried and h != "password"}
             for header, column in carried.items():
                 value = next(v for h, v in sent.items() if h.lower() == header)
-                landed = canonical[column]
-                assert ((",".join(landed) or None) if isinstance(landed, list) else landed) == (value or None), header
+                got = canonical[column]
+                assert ((",".join(got) or None) if isinstance(got, list) else got) == (value or None), header
     assert read.execute(f"SELECT DISTINCT payload::VARCHAR FROM {raw_table('csv', 'student_contacts')}").fetchall() == [
         ("{}",)]
 
