@@ -170,8 +170,8 @@ def records_sql(mapping: SqlMapping, file: CsvFile, joined: Mapping[str, CsvFile
         source = f"(SELECT row_number() OVER () AS csv_row, * FROM {file.scan()}) AS u"
     fields = _struct(mapping.fields, lambda header: _in(file, "u", header), gathered)
     row = ", u.csv_row" if numbered else ""
-    left_out = () if numbered else next((set(c) for e, c in carried(mapping).items()
-                                         if mapping.rows[e].payload == "record"), ())
+    left_out = () if numbered else {header for entity, columns in carried(mapping).items()
+                                    if mapping.rows[entity].payload == "record" for header in columns}
     record = file.record("u", left_out)
     return f"SELECT '*' AS scope, {record} AS record, {fields} AS f{row} FROM {source} {' '.join(tables)}"
 
@@ -322,7 +322,7 @@ def _rows(mapping: SqlMapping, entity: str) -> Rows:
     if rows.payload != "item":
         return rows
     kept = [name for name in rows.item if name.lower() not in carried(mapping)[entity]]
-    payload = f"json_object({', '.join(f'{string(name)}, i.{name}' for name in kept)})" if kept else "'{}'::JSON"
+    payload = f"json_object({', '.join(f'{string(name)}, i.{ident(name)}' for name in kept)})" if kept else "'{}'::JSON"
     return dataclasses.replace(rows, payload=payload)
 
 
@@ -338,8 +338,9 @@ def _as_sent(fields: Mapping[str, object], columns: Mapping[str, str], field: Ca
             found.update({f"{header.lower()}.{nested}": column for nested, column in inner.items()})
             continue
         value = field(name)
-        verbatim = {"text": [value if base == TEXT else text(value)], "ref": [ref_field(name), ref(value)],
-                    "refs": [refs_field(name), refs(value)], "codes": [texts(value)], "names": [texts(value)]}
+        verbatim = {"text": [value if base == TEXT else text(value)],
+                    "ref": [ref_field(name), ref(value)], "refs": [refs_field(name), refs(value)],
+                    "codes": [texts(value)], "names": [texts(value)]}
         for expression in verbatim.get(how, []) if isinstance(how, str) else []:
             if expression in taking:
                 found[_header(how, header).lower()] = taking[expression]
