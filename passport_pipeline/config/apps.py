@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 
 from passport_pipeline.config.errors import ConfigError, fail, one_of, problem, shown
-from passport_pipeline.config.rules import EntityFilter, Expr, Requirement, rules_problems
+from passport_pipeline.config.rules import EntityFilter, Expr, Requirement, rules_problems, source_attributes
 from passport_pipeline.config.settings import (
     AdvancedSettings,
     Credentials,
@@ -41,6 +41,7 @@ from passport_pipeline.config.settings import (
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.redaction import remember
 from passport_pipeline.simulator.auth import DEMO_CREDENTIAL
+from passport_pipeline.sources.csv_bundle import carried_column
 from passport_pipeline.sources.settings import ONEROSTER_BASE_PATHS, oneroster_scopes
 from passport_pipeline.sources.sms import PATHS as SMS_PATHS
 
@@ -343,6 +344,16 @@ class CsvBundleSource(SourceBase):
     def location(self) -> str:
         """Where the source is read, as reports name it: the bundle's folder or zip."""
         return str(self.path)
+
+    def _rule_problems(self):
+        found = super()._rule_problems()
+        for loc, entity, name in source_attributes(self.attributes):
+            column = carried_column(entity, name)
+            if column:
+                why = (f"{shown(name)} is always empty here: a oneroster_csv payload leaves out the columns "
+                       f"that canonical attributes carry; use {column}")
+                found.append((loc, why, name))
+        return found
 
 
 def _path_problem(path: str, default: str) -> str | None:

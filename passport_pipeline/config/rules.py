@@ -249,6 +249,20 @@ def rules_problems(attributes: Mapping, filters: Mapping, requirements: Mapping)
     return found
 
 
+def source_attributes(attributes: Mapping[str, Mapping[str, Expression]]) -> Iterator[tuple[Loc, str, str]]:
+    """Every source attribute the attribute mapping reads: ``(key path, entity, attribute)``."""
+    for entity, targets in attributes.items():
+        for target, expression in targets.items():
+            yield from ((("attributes", entity, target, *loc), entity, name) for loc, name in _read(expression))
+
+
+def _read(expression: Expression) -> Iterator[tuple[Loc, str]]:
+    if expression.operation == "attribute":
+        yield (), expression.attribute
+    for loc, operand in expression.operands:
+        yield from (((*loc, *inner), name) for inner, name in _read(operand))
+
+
 def _mapping_problems(entity: str, targets: Mapping[str, Expression]) -> Iterator[tuple[Loc, str, Any]]:
     allowed = mappable(entity)
     for target, expression in targets.items():

@@ -46,7 +46,7 @@ import duckdb
 from passport_pipeline.entities import ENTITIES
 from passport_pipeline.sources.errors import SourceError
 from passport_pipeline.sources.reads import Read
-from passport_pipeline.warehouse.csv_landing import CsvFile, Issue, count_file, joins, land_file, school_ids
+from passport_pipeline.warehouse.csv_landing import CsvFile, Issue, carried, count_file, joins, land_file, school_ids
 from passport_pipeline.warehouse.normalize_sql_oneroster import ONEROSTER_SQL
 from passport_pipeline.warehouse.raw import Extraction
 
@@ -63,6 +63,23 @@ NOT_READ = {"userprofiles": "holds credentials, which the sync never stores"}
 READS = tuple(sorted((Read(kind, tuple(mapping.rows), whole_file=True) for kind, mapping in ONEROSTER_SQL.items()),
                     key=lambda read: list(ENTITIES).index(read.lands[0])))
 """A bundle's reads, one per OneRoster type (a bundle's own :meth:`CsvBundle.reads` say which are absent)."""
+
+
+CARRIED = {entity: columns for mapping in ONEROSTER_SQL.values() for entity, columns in carried(mapping).items()}
+"""Per entity, the columns a bundle's payload leaves out: header (lower case) -> the canonical column holding it."""
+
+
+def carried_column(entity: str, attribute: str) -> str | None:
+    """The canonical column of ``entity`` that holds what the source attribute ``attribute``
+    (``payload.<path>`` or ``metadata.<path>``) names in a bundle's row, which the payload therefore
+    leaves out; None when the payload keeps it, or ``attribute`` reads no payload."""
+    head, _, path = attribute.partition(".")
+    if head == "metadata":
+        path = f"metadata.{path}"
+    elif head != "payload":
+        return None
+    first = path.split(".")[0]
+    return CARRIED.get(entity, {}).get((path if first.lower() == "metadata" else first).lower())
 
 
 class BundleError(SourceError):

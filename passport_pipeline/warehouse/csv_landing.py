@@ -1,12 +1,19 @@
 """Landing OneRoster CSV files through DuckDB's own CSV reader, in the shape the API landing uses.
 
 A file becomes the records :func:`~.landing.landing_query` selects from: ``scope`` (``*``: a
-bundle is read whole), ``record`` (the row as JSON, header -> text, null when empty) and ``f``,
-the fields of the record type's :class:`~.normalize_sql.SqlMapping` built from the file's columns
-as each field's kind says (:class:`~.normalize_sql.Carried`): ``orgSourcedId`` as the GUIDRef
-``org``, ``termSourcedIds`` as the list ``terms``, comma lists as JSON lists, ``metadata.*``
-columns as ``metadata``, a user's roles.csv rows as ``roles``. So one mapping gives API pages and
-CSV files the same derived values, quarantine checks and rows.
+bundle is read whole), ``record`` (the row's payload, below) and ``f``, the fields of the record
+type's :class:`~.normalize_sql.SqlMapping` built from the file's columns as each field's kind says
+(:class:`~.normalize_sql.Carried`): ``orgSourcedId`` as the GUIDRef ``org``, ``termSourcedIds`` as
+the list ``terms``, comma lists as JSON lists, ``metadata.*`` columns as ``metadata``, a user's
+roles.csv rows as ``roles``. So one mapping gives API pages and CSV files the same derived values,
+quarantine checks and rows.
+
+A row's payload keeps only what its canonical columns do not carry as sent (:func:`carried`):
+the columns no canonical column takes verbatim — ``userIds``, ``agentSourcedIds``,
+``subjectCodes``, the ``metadata.*`` extensions, any column the field map does not read — as JSON,
+header -> text (null when empty), ``metadata.*`` columns under ``metadata`` as in an API record;
+``{}`` when the canonical columns carry every column. Storing each value twice would cost time
+and disk and add nothing: a carried column is its canonical attribute.
 
 Each file is read once by ``read_csv``: every field as text (an empty one is null, nothing is
 trimmed), the header skipped (the bundle matched it by name, case-insensitively), quoted fields
@@ -27,8 +34,9 @@ row DuckDB could not read, from a file that has one, is reported without its tex
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +45,22 @@ import duckdb
 
 from passport_pipeline.warehouse.connection import MEMORY_LIMIT
 from passport_pipeline.warehouse.landing import landing_query, rows_sql
-from passport_pipeline.warehouse.normalize_sql import REF, REFS, Carried, Joined, SqlMapping
+from passport_pipeline.warehouse.normalize_sql import (
+    REF,
+    REFS,
+    TEXT,
+    Carried,
+    Joined,
+    Rows,
+    SqlMapping,
+    key,
+    ref,
+    ref_field,
+    refs,
+    refs_field,
+    text,
+    texts,
+)
 from passport_pipeline.warehouse.raw import WHOLE_SOURCE, Extraction, land_rows, quarantine_rows
 from passport_pipeline.warehouse.sql import ident, string
 
@@ -72,12 +95,14 @@ class CsvFile:
                 f" quote = '\"', escape = '\"', columns = {{{columns}}}, store_rejects = true,"
                 f" rejects_table = '{REJECTS}_errors', rejects_scan = '{REJECTS}_scans')")
 
-    def record(self, alias: str) -> str:
+    def record(self, alias: str, left_out: Collection[str] = ()) -> str:
         """The row as JSON, header -> text, except that ``metadata.<name>`` columns go under ``metadata``
         as in an API record (so ``metadata.<name>`` attributes read both alike); credential-like and
-        unnamed columns are left out."""
+        unnamed columns, and those ``left_out`` (headers in lower case), are not in it."""
         kept = [(header, f"{alias}.c{i}") for i, header in enumerate(self.header)
-                if header.strip() and not CREDENTIAL.search(header)]
+                if header.strip() and not CREDENTIAL.search(header) and header.strip().lower() not in left_out]
+        if not kept:
+            return "'{}'::JSON"
         extension = [header.lower().startswith("metadata.") for header, _ in kept]
         extensions = [(header[9:], column) for (header, column), is_one in zip(kept, extension) if is_one]
         fields = [f"{ident(header)} := {column}" for (header, column), is_one in zip(kept, extension) if not is_one]
@@ -110,10 +135,29 @@ def joins(kinds: Mapping[str, object]) -> Iterator[Joined]:
             yield from joins(base)
 
 
+def carried(mapping: SqlMapping) -> dict[str, dict[str, str]]:
+    """Per entity of ``mapping``, the CSV columns its payload leaves out: header (lower case) -> the
+    canonical column that takes it as sent (a text column as it is, an id column as the reference,
+    a comma list as the list column).
+
+    The entities whose payload is the record share it, so it leaves out only the columns each of
+    them carries (a student's grades stay in the payload: a contact has no grades column); an
+    entity landed one row per item (student_contacts) leaves out the item fields its columns take."""
+    records = {entity: _as_sent(mapping.fields, rows.columns, key)
+               for entity, rows in mapping.rows.items() if rows.payload == "record"}
+    shared = set.intersection(*(set(columns) for columns in records.values())) if records else set()
+    found = {entity: {header: columns[header] for header in shared} for entity, columns in records.items()}
+    for entity, rows in mapping.rows.items():
+        if rows.payload == "item":
+            found[entity] = _as_sent(rows.item, rows.columns, lambda name: f"i.{name}")
+    return found
+
+
 def records_sql(mapping: SqlMapping, file: CsvFile, joined: Mapping[str, CsvFile], *, numbered: bool = False) -> str:
     """The query of ``file``'s records as :func:`~.landing.landing_query` takes them; ``joined`` maps a
     :class:`Joined` file name to its file (missing: the bundle does not carry it, the field is null).
-    ``numbered`` adds ``csv_row``, the record's place among those read, in file order."""
+    ``record`` is the row's payload; ``numbered`` — to report broken rows — makes it the whole row
+    instead and adds ``csv_row``, the record's place among those read, in file order."""
     key = file.column("sourcedId")
     tables, gathered = [], {}
     for join in joins(mapping.fields):
@@ -126,7 +170,10 @@ def records_sql(mapping: SqlMapping, file: CsvFile, joined: Mapping[str, CsvFile
         source = f"(SELECT row_number() OVER () AS csv_row, * FROM {file.scan()}) AS u"
     fields = _struct(mapping.fields, lambda header: _in(file, "u", header), gathered)
     row = ", u.csv_row" if numbered else ""
-    return f"SELECT '*' AS scope, {file.record('u')} AS record, {fields} AS f{row} FROM {source} {' '.join(tables)}"
+    left_out = () if numbered else {header for entity, columns in carried(mapping).items()
+                                    if mapping.rows[entity].payload == "record" for header in columns}
+    record = file.record("u", left_out)
+    return f"SELECT '*' AS scope, {record} AS record, {fields} AS f{row} FROM {source} {' '.join(tables)}"
 
 
 def land_file(con: duckdb.DuckDBPyConnection, mapping: SqlMapping, file: CsvFile, joined: Mapping[str, CsvFile],
@@ -143,7 +190,7 @@ def land_file(con: duckdb.DuckDBPyConnection, mapping: SqlMapping, file: CsvFile
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE landing AS {query}")
             for entity in wanted:
-                land_rows(con, {WHOLE_SOURCE: extractions[entity]}, rows_sql(entity, mapping.rows[entity]))
+                land_rows(con, {WHOLE_SOURCE: extractions[entity]}, rows_sql(entity, _rows(mapping, entity)))
             (refused,) = con.execute("SELECT count(*) FROM landing WHERE reason IS NOT NULL").fetchone()
             con.execute("DROP TABLE landing")
         unreadable = _unreadable_rows(con)
@@ -172,7 +219,7 @@ def _stream(con, query: str, wanted: list[str], mapping: SqlMapping, extractions
         sound = (f"(SELECT * REPLACE (NULL AS reason) FROM ({query})"
                  " WHERE CASE WHEN reason IS NULL THEN true ELSE nextval('csv_refused') IS NULL END)")
         for entity in wanted:
-            land_rows(con, {WHOLE_SOURCE: extractions[entity]}, rows_sql(entity, mapping.rows[entity], sound))
+            land_rows(con, {WHOLE_SOURCE: extractions[entity]}, rows_sql(entity, _rows(mapping, entity), sound))
         (refused,) = con.execute("SELECT coalesce(max(last_value), 0) FROM duckdb_sequences()"
                                  " WHERE sequence_name = 'csv_refused' AND temporary").fetchone()
     finally:
@@ -268,6 +315,38 @@ def _drop_rejects(con) -> None:
     con.execute(f"DROP TABLE IF EXISTS {REJECTS}_scans")
 
 
+def _rows(mapping: SqlMapping, entity: str) -> Rows:
+    """``entity``'s rows as a CSV file lands them: with the record, already the payload, or (one row
+    per item) a payload of the item fields its columns do not take."""
+    rows = mapping.rows[entity]
+    if rows.payload != "item":
+        return rows
+    kept = [name for name in rows.item if name.lower() not in carried(mapping)[entity]]
+    payload = f"json_object({', '.join(f'{string(name)}, i.{ident(name)}' for name in kept)})" if kept else "'{}'::JSON"
+    return dataclasses.replace(rows, payload=payload)
+
+
+def _as_sent(fields: Mapping[str, object], columns: Mapping[str, str], field: Callable[[str], str]) -> dict[str, str]:
+    """The CSV columns of ``fields`` (header, lower case) that one of ``columns`` takes as sent -> that
+    column; ``field`` names a field in SQL."""
+    taking = {expression: column for column, expression in columns.items()}
+    found = {}
+    for name, kind in fields.items():
+        how, base, header = _carried(name, kind)
+        if how == "text" and isinstance(base, Mapping):
+            inner = _as_sent(base, columns, lambda nested: f'{field(name)}."{nested}"')
+            found.update({f"{header.lower()}.{nested}": column for nested, column in inner.items()})
+            continue
+        value = field(name)
+        verbatim = {"text": [value if base == TEXT else text(value)],
+                    "ref": [ref_field(name), ref(value)], "refs": [refs_field(name), refs(value)],
+                    "codes": [texts(value)], "names": [texts(value)]}
+        for expression in verbatim.get(how, []) if isinstance(how, str) else []:
+            if expression in taking:
+                found[_header(how, header).lower()] = taking[expression]
+    return found
+
+
 def _carried(name: str, kind: object) -> tuple[str | Joined, object, str]:
     """How a field is carried, its plain kind, and the header its column is named after."""
     if isinstance(kind, Carried):
@@ -331,8 +410,9 @@ def _value(name: str, kind: object, column: Callable[[str], str | None], gathere
 
 
 def _gathered(join: Joined, file: CsvFile) -> str:
-    """The rows of a joined file by the record id they name: ``id``, and ``items`` as a JSON list."""
+    """The rows of a joined file by the record id they name: ``id``, and ``items`` as a JSON list (joined
+    as text: a list of structs made JSON costs twice as much)."""
     item = _struct(join.item, lambda header: _in(file, "g", header), {})
     order = file.column("sourcedId")
-    items = f"list({item} ORDER BY g.{order})" if order else f"list({item})"
-    return f"SELECT g.{file.column(join.on)} AS id, to_json({items}) AS items FROM {file.scan()} AS g GROUP BY 1"
+    items = f"string_agg(to_json({item})::VARCHAR, ','{f' ORDER BY g.{order}' if order else ''})"
+    return f"SELECT g.{file.column(join.on)} AS id, ('[' || {items} || ']')::JSON AS items FROM {file.scan()} AS g GROUP BY 1"

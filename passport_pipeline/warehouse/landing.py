@@ -30,6 +30,7 @@ from passport_pipeline.sources.paging import SentPage
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.normalize_sql import Rows, SqlMapping, is_object, literal, structure
 from passport_pipeline.warehouse.raw import BATCH_ROWS, TRANSACTION_ROWS, Extraction, land_rows, quarantine_rows
+from passport_pipeline.warehouse.sql import ident
 
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
@@ -138,7 +139,26 @@ def landing_query(mapping: SqlMapping, records: str, extra: Sequence[str] = (), 
     used = " ".join(e for rows in mapping.rows.values()
                     for e in [*rows.columns.values(), rows.when, rows.each or "", rows.payload])
     kept = [name for name in mapping.derived if re.search(rf"\b{name}\b", used)]
-    return f"SELECT {', '.join(['scope', 'record', 'f', *extra, *kept])}, CASE {reason} END AS reason FROM ({query})"
+    fields = f"{_used_fields(used)} AS f"
+    return f"SELECT {', '.join(['scope', 'record', fields, *extra, *kept])}, CASE {reason} END AS reason FROM ({query})"
+
+
+def _used_fields(used: str) -> str:
+    """``f`` with only the fields (whole, or some of a nested object's) that the expressions ``used``
+    read: what a landing keeps of a record once its derived values and checks are computed."""
+    fields: dict[str, set[str] | None] = {}
+    for name, nested in re.findall(r'\bf\."([^"]+)"(?:\."([^"]+)")?', used):
+        if nested and fields.get(name, set()) is not None:
+            fields.setdefault(name, set()).add(nested)
+        else:
+            fields[name] = None
+    packed = []
+    for name, nested in fields.items():
+        value = f"f.{ident(name)}"
+        if nested is not None:
+            value = f"struct_pack({', '.join(f'{ident(n)} := {value}.{ident(n)}' for n in sorted(nested))})"
+        packed.append(f"{ident(name)} := {value}")
+    return f"struct_pack({', '.join(packed)})" if packed else "NULL"
 
 
 def rows_sql(entity: str, rows: Rows, source: str = "landing WHERE reason IS NULL") -> str:

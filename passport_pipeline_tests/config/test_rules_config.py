@@ -130,3 +130,29 @@ def test_bad_requirements_and_school_targets(tmp_path):
         "advanced.schools_mapping.schools.2: unknown key 'exist': did you mean 'existing'?",
         "advanced.schools_mapping.schools.3: give a new school's name, or {existing: <Passport school id>}",
     ]
+
+
+def test_a_csv_payload_path_to_a_carried_column_is_refused_naming_the_attribute_to_use(tmp_path):
+    """A bundle's payload leaves out the columns canonical attributes carry: reading one there would
+    always be empty, so the file is refused with the attribute that holds it."""
+    found = problems(tmp_path, attributes={
+        "students": {"given_name": "payload.givenName", "identifier": {"trim": "payload.userIds"},
+                     "preferred_first_name": {"coalesce": ["metadata.skyward.nickname", "payload.EMAIL"]}},
+        "classes": {"location": "payload.termSourcedIds.0"},
+        "student_contacts": {"relationship": {"lower": "payload.relationship"}}})
+    assert found == [
+        "attributes.students.given_name: 'payload.givenName' is always empty here: a oneroster_csv payload "
+        "leaves out the columns that canonical attributes carry; use given_name",
+        "attributes.students.preferred_first_name.coalesce[1]: 'payload.EMAIL' is always empty here: a "
+        "oneroster_csv payload leaves out the columns that canonical attributes carry; use email",
+        "attributes.classes.location: 'payload.termSourcedIds.0' is always empty here: a oneroster_csv payload "
+        "leaves out the columns that canonical attributes carry; use term_sis_ids",
+        "attributes.student_contacts.relationship.lower: 'payload.relationship' is always empty here: a "
+        "oneroster_csv payload leaves out the columns that canonical attributes carry; use relationship",
+    ]
+    api = {"name": "sky", "app": "skyward_oneroster", "base_url": "https://sis.example.org",
+           "token_url": "https://sis.example.org/oauth/token",
+           "credentials": {"client_id_env": "SIS_ID", "client_secret_env": "SIS_SECRET"},
+           "attributes": {"students": {"given_name": "payload.givenName"}}}
+    (tmp_path / "passport.yaml").write_text(yaml.safe_dump({"sources": [api]}))
+    assert load_config(tmp_path / "passport.yaml", env={}).sources[0].attributes["students"]["given_name"]

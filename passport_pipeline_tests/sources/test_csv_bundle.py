@@ -1,5 +1,7 @@
 """The ``oneroster_csv`` source: 1.1 and 1.2 bundles landed by DuckDB equal the store and the API."""
 
+import csv
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -14,8 +16,9 @@ from passport_pipeline.simulator.csv_bundle import export_bundle
 from passport_pipeline.simulator.dirty import DirtyData
 from passport_pipeline.simulator.district import generate_district
 from passport_pipeline.simulator.server import running_simulator
-from passport_pipeline.sources.csv_bundle import BundleError, CsvBundle
+from passport_pipeline.sources.csv_bundle import CARRIED, BundleError, CsvBundle
 from passport_pipeline.warehouse.connection import Warehouse
+from passport_pipeline.warehouse.normalize_sql_oneroster import ONEROSTER_SQL
 from passport_pipeline.warehouse.raw import raw_table
 
 DLM = "strftime(date_last_modified, '%Y-%m-%dT%H:%M:%S.%gZ')"
@@ -131,6 +134,39 @@ def test_a_bundle_lands_the_records_the_api_of_its_version_serves(small_district
         def project(rows):
             return {key: tuple(row[i] for i in kept) for key, row in rows.items()}
         assert project(landed(warehouse, entity)) == project(landed(warehouse, entity, "api")), entity
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_every_column_lands_once_as_its_canonical_attribute_or_in_the_payload(small_district, warehouse, tmp_path,
+                                                                               version):
+    """A row's payload keeps exactly the columns no canonical column carries, as sent (header ->
+    text, ``metadata.*`` under ``metadata``); each carried column is in its canonical column as sent
+    (a comma list as the list). Nothing is stored twice, nothing is lost."""
+    bundle = export_bundle(small_district, tmp_path / "bundle", version=version)
+    extract(warehouse, bundle)
+    read = warehouse.reading()
+    for kind, mapping in ONEROSTER_SQL.items():
+        entities = [entity for entity, rows in mapping.rows.items() if rows.payload == "record"]
+        stored = {}
+        for entity in entities:
+            columns = ", ".join(f'"{c}"' for c in ENTITIES[entity].all_columns)
+            for *row, payload in read.execute(f"SELECT {columns}, payload FROM {raw_table('csv', entity)}").fetchall():
+                stored[row[0]] = (entity, dict(zip(ENTITIES[entity].all_columns, row)), json.loads(payload))
+        with (bundle / f"{kind}.csv").open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        assert len(rows) == len(stored), kind
+        for sent in rows:
+            entity, canonical, payload = stored[sent["sourcedId"]]
+            metadata = payload.pop("metadata", {})
+            kept = {**payload, **{f"metadata.{name}": value for name, value in metadata.items()}}
+            carried = CARRIED[entity]
+            assert kept == {h: v or None for h, v in sent.items() if h.lower() not in carried and h != "password"}
+            for header, column in carried.items():
+                value = next(v for h, v in sent.items() if h.lower() == header)
+                got = canonical[column]
+                assert ((",".join(got) or None) if isinstance(got, list) else got) == (value or None), header
+    assert read.execute(f"SELECT DISTINCT payload::VARCHAR FROM {raw_table('csv', 'student_contacts')}").fetchall() == [
+        ("{}",)]
 
 
 def test_a_1p2_bundle_lands_what_the_1p1_bundle_does_but_its_role_names(small_district, warehouse, tmp_path):

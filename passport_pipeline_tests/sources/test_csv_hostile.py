@@ -111,18 +111,20 @@ def test_a_quote_that_never_ends_is_reported_and_what_came_before_lands(warehous
     assert issues[0].raw.startswith('"e2,active')
 
 
-def test_file_names_and_headers_match_whatever_their_case_and_extra_columns_stay_in_the_payload(warehouse, tmp_path):
+def test_file_names_and_headers_match_whatever_their_case_and_the_payload_keeps_what_no_column_carries(
+        warehouse, tmp_path):
     header = USERS_HEADER.replace("sourcedId", "SOURCEDID").replace("givenName", "GivenName").rstrip("\n")
     users = (header + ",nickname,metadata.skyward.custom\n" + user("s1", "student").rstrip("\n") + ",Annie,x1\n")
     path = bundle(tmp_path, users.encode(), names={"users": "USERS.CSV", "manifest": "Manifest.csv",
                                                    "orgs": "Orgs.csv"})
     result = extract_source(warehouse, CsvBundleSource(name="csv", path=path), run_id="r1")
     assert not result.failed
-    given, payload = warehouse.reading().execute(
-        f"SELECT given_name, payload FROM {raw_table('csv', 'students')}").fetchone()
-    payload = json.loads(payload)
-    assert given == "Ann" and payload["SOURCEDID"] == "s1" and payload["nickname"] == "Annie"
-    assert payload["metadata"] == {"skyward.custom": "x1"} and "password" not in payload
+    sis_id, given, payload = warehouse.reading().execute(
+        f"SELECT sis_id, given_name, payload FROM {raw_table('csv', 'students')}").fetchone()
+    assert sis_id == "s1" and given == "Ann"
+    assert json.loads(payload) == {"orgSourcedIds": "sch1", "role": "student", "userIds": None,
+                                   "agentSourcedIds": None, "grades": None, "nickname": "Annie",
+                                   "metadata": {"skyward.custom": "x1"}}
 
 
 def test_no_password_is_stored_anywhere_in_the_warehouse(warehouse, tmp_path):
