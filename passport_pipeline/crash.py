@@ -7,7 +7,7 @@ just after a commit — each such place calls :func:`crash_point` with a name of
 sync`` that kills itself at each name it finds in the code, then checks the rerun. A stage joins
 that suite by adding its calls.
 
-Only tests set ``PASSPORT_CRASH_AT``. It is read once, when the package is imported, so a point
+Only tests set ``PASSPORT_CRASH_AT``. It is read once, when this module is imported, so a point
 costs one comparison when it is unset.
 """
 

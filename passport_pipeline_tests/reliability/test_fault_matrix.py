@@ -62,7 +62,7 @@ CASES = [
            http=RENEW_AT_EXPIRY) for status in (401, 403, 500)],
     Case("page size clamp", {"clamp_limit": 37}, shows="it caps the page size silently"),
     Case("non-spec wrappers", {"non_spec_wrappers": True}, apis=ONEROSTER),
-    Case("overlapping rows", {"overlap_rows": 3}, fast=("oneroster-1.1",)),
+    Case("overlapping rows", {"overlap_rows": 3}),
     Case("cut-off JSON bodies", {"seed": 2, "bad_json_share": 0.1}),
     Case("plain error bodies", {**TOKEN_EXPIRY, "expired_token_status": 500, "plain_errors": True,
                                 "burst_every": 10, "burst_length": 2, "burst_status": [503]},
