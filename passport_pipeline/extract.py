@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from passport_pipeline.config import Source
+from passport_pipeline.crash import crash_point
 from passport_pipeline.extract_schools import read_per_school
 from passport_pipeline.failures import explain
 from passport_pipeline.sources import PullEvent, SourceError, run_pulls
@@ -188,6 +189,7 @@ class _Run:
                     self.open(read, [scope])
                 if not event.final:
                     self.landing(read).add(event.records, scope)
+                    crash_point("extract.mid_read")
                     continue
                 if event.error is not None:
                     self.landing(read).discard(scope)
@@ -267,6 +269,7 @@ class _Run:
 
     def end(self, read: Read, scope: str, event: PullEvent) -> list[tuple[tuple[str, str], dict]]:
         """Account for a pull that ended: the keys ``(entity, scope)`` it leaves owing nothing, with its stats."""
+        crash_point("extract.read_committed")
         stats = _stats(event.stats)
         stats["warnings"] = [*self.notes[read.name], *stats.get("warnings", [])]
         done = []
@@ -338,6 +341,7 @@ class _Run:
                 for entity in entities:
                     sweep_superseded(self.warehouse, run_id=self.result.run_id, source=self.source.name,
                                      entity=entity, kept=self.result.entities[entity].failed)
+                    crash_point("extract.sweep")
             if not any(self.result.entities[entity].failed for entity in entities):
                 mark = advance_watermark(self.warehouse, run_id=self.result.run_id, source=self.source.name,
                                          entities=entities, server_time=self.server_times.get(read.name))

@@ -9,6 +9,7 @@ data kept from the last complete extraction of those scopes.
 import dagster as dg
 
 from passport_pipeline.config import PassportConfig, load_config
+from passport_pipeline.crash import crash_point
 from passport_pipeline.defs.scrubbed import scrubbed_logs
 from passport_pipeline.defs.transform import stage_key
 from passport_pipeline.failures import one_line_failures
@@ -34,6 +35,7 @@ def report_definitions() -> dg.Definitions:
         incomplete = incomplete_scopes(warehouse, context.run_id)
         metadata = {"report": dg.MetadataValue.md(f"```\n{sync_report(warehouse, passport_config, context.run_id)}\n```"),
                     "incomplete scopes": len(incomplete)}
+        crash_point("sync_report")
         if incomplete:
             raise dg.Failure(description=incomplete_text(incomplete), metadata=metadata)
         return dg.MaterializeResult(metadata=metadata)

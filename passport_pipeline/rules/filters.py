@@ -43,6 +43,7 @@ import duckdb
 
 from passport_pipeline.config import Source
 from passport_pipeline.config.rules import EntityFilter
+from passport_pipeline.crash import crash_point
 from passport_pipeline.entities import ENTITIES, TEXT_LIST
 from passport_pipeline.entities import links as entity_links
 from passport_pipeline.rules.conditions import filter_sql
@@ -121,7 +122,9 @@ def filter_records(warehouse: Warehouse, source: Source, run_id: str, today: dt.
                 if entity == "student_contacts" and "contacts" in source.entities and filtering.usable(entity):
                     filtering.drop_contacts_without_students(report.entities["contacts"])
             report.facts[UNKNOWN_FACT] = unknown_fact(source, filtering.unknown)
+            crash_point("filtered.in_transaction")
             con.execute("COMMIT")
+            crash_point("filtered.committed")
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -26,6 +26,7 @@ import re
 
 from passport_pipeline.config import Source
 from passport_pipeline.config.rules import mappable
+from passport_pipeline.crash import crash_point
 from passport_pipeline.entities import ENTITIES, TEXT_LIST, links
 from passport_pipeline.rules.expressions import effective_mapping, to_sql, uses_payload
 from passport_pipeline.rules.formats import quoted
@@ -81,7 +82,9 @@ def map_attributes(warehouse: Warehouse, source: Source, run_id: str) -> StageRe
                 for reason in sorted(counts.dropped.keys() & RULES.keys()):
                     _record_left_out(con, source, entity, reason, dropped, run_id)
                     counts.issues[f"{RULES[reason]} ({SKIPPED})"] = counts.dropped[reason]
+            crash_point("mapped.in_transaction")
             con.execute("COMMIT")
+            crash_point("mapped.committed")
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from passport_pipeline.config import Source
 from passport_pipeline.config.rules import Requirement
+from passport_pipeline.crash import crash_point
 from passport_pipeline.entities import ENTITIES, TEXT_LIST
 from passport_pipeline.rules.expressions import BLANKS
 from passport_pipeline.rules.formats import date_order_findings, format_findings
@@ -79,7 +80,9 @@ def check_requirements(warehouse: Warehouse, source: Source, run_id: str) -> Sta
                 if entity in source.entities:
                     report.entities[entity], count = _stage(con, source, entity, run_id, existing, unknown)
                     masked += count
+            crash_point("staged.in_transaction")
             con.execute("COMMIT")
+            crash_point("staged.committed")
         except BaseException:
             con.execute("ROLLBACK")
             raise

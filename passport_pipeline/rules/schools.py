@@ -21,6 +21,7 @@ type ``school`` with an id are schools here; the district and other orgs pass th
 from __future__ import annotations
 
 from passport_pipeline.config import Source
+from passport_pipeline.crash import crash_point
 from passport_pipeline.rules.mapping import execute, newest_records, prefixed, raw_records
 from passport_pipeline.rules.report import EntityCounts, StageReport
 from passport_pipeline.rules.tables import existing_tables, schools_mapping_table
@@ -98,7 +99,9 @@ def map_schools(warehouse: Warehouse, source: Source, run_id: str) -> StageRepor
                                            count(*) FILTER (WHERE new_in_source),
                                            count(DISTINCT passport_school_sis_id)
                                     FROM {table}""").fetchone()
+            crash_point("schools_mapping.in_transaction")
             con.execute("COMMIT")
+            crash_point("schools_mapping.committed")
         except BaseException:
             con.execute("ROLLBACK")
             raise
