@@ -334,7 +334,8 @@ class _Run:
 
     def close(self, reads: list[Read]) -> None:
         """What the run leaves behind: after a full run each entity holds what the source served (its
-        failed scopes aside), and each read that completed moves its entities' watermark."""
+        failed scopes aside), and each read that completed moves its entities' watermark (for a source
+        that can read changes: no other ever reads one)."""
         for read in reads:
             entities = self.landed(read)
             if self.mode(read) == "full":
@@ -342,7 +343,7 @@ class _Run:
                     sweep_superseded(self.warehouse, run_id=self.result.run_id, source=self.source.name,
                                      entity=entity, kept=self.result.entities[entity].failed)
                     crash_point("extract.sweep")
-            if not any(self.result.entities[entity].failed for entity in entities):
+            if self.source.DELTA and not any(self.result.entities[entity].failed for entity in entities):
                 mark = advance_watermark(self.warehouse, run_id=self.result.run_id, source=self.source.name,
                                          entities=entities, server_time=self.server_times.get(read.name))
                 for entity in entities:

@@ -114,6 +114,8 @@ def test_a_bundle_of_either_version_lands_the_store(small_district, warehouse, t
     result = extract(warehouse, bundle)
     assert not result.failed and CsvBundle(bundle).entities() == list(ENTITIES)
     assert_round_trip(warehouse, store.connect(small_district, read_only=True), version)
+    assert warehouse.reading().execute("SELECT count(*) FROM sync.watermarks").fetchone() == (0,), \
+        "a bundle is read whole: no later read starts from a watermark"
 
 
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
