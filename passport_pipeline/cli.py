@@ -103,9 +103,10 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="start the simulated district, show what it serves, stop",
-        description=f"Start the simulator with the {DEMO_STUDENTS:,}-student demo district on a free "
-        "loopback port, walk its APIs once and print what it serves.",
+        help="sync the embedded demo district into the warehouse and print what happened",
+        description=f"Sync the configured sources — by default the embedded {DEMO_STUDENTS:,}-student "
+        "simulated district, served on a free loopback port — into the warehouse through Dagster, "
+        "then print the sync report.",
     )
     _wait_option(demo)
     demo.set_defaults(run=_demo)
