@@ -20,8 +20,13 @@ every endpoint or file the sync reads, in the client's order. It returns a
   caller passes them), so a credential restricted to some schools is told apart from a wrong secret.
 
 Which endpoints, scopes and ids a source has is the client's to say; what each outcome means
-for a sync, and its words, are said here. Retries are cut to two quick ones: a check reports
-what a server does, it does not wait it out. The report is scrubbed of secrets once more.
+for a sync, and its words, are said here. The report is scrubbed of secrets once more.
+
+A check retries as the sync does (the source's ``http.max_retries``; one HTTP policy), so it calls
+a source unusable only when the sync would give up too, but it stays quick: it waits at most
+1 s between retries of a failure, and waits out a rate limit's ``Retry-After`` only up to
+:data:`CHECK_PATIENCE_S`. A longer one is reported as a rate limit, a warning: the sync waits it
+out. So one request of a check waits at most ``max_retries`` x 5 s.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from contextlib import closing
 
 import duckdb
 
-from passport_pipeline.config import ConfigError, PassportConfig, Source
+from passport_pipeline.config import ApiSource, ConfigError, PassportConfig, Source
 from passport_pipeline.connection_report import (
     AccessCheck,
     EndpointCheck,
@@ -51,6 +56,7 @@ from passport_pipeline.sources import (
     ConnectionFailed,
     ForbiddenError,
     NotFoundError,
+    RateLimited,
     SourceError,
 )
 from passport_pipeline.sources.connect import open_client
@@ -62,6 +68,9 @@ __all__ = ["SourceReport", "check_source", "check_sources", "format_report", "pr
 
 CORE_ENTITIES = ("schools", "students", "staff", "classes", "enrollments")
 """Without these a sync cannot produce a roster (as far as the source extracts them)."""
+
+CHECK_PATIENCE_S = 5.0
+"""The longest ``Retry-After`` a check waits out; a longer one is reported, not waited."""
 
 Schools = dict[str, set[str]]
 """A school's source id -> every id it may be mapped by (source id, code)."""
@@ -114,10 +123,10 @@ def previous_schools(con: duckdb.DuckDBPyConnection, source: str) -> set[str] | 
 
 
 def _quick(settings: ClientSettings) -> ClientSettings:
-    """At most two quick retries: a check reports what a server does, it does not wait it out."""
-    return dataclasses.replace(settings, max_retries=min(settings.max_retries, 2),
-                               backoff_max_s=min(settings.backoff_max_s, 1.0),
-                               retry_after_max_s=min(settings.retry_after_max_s, 5.0))
+    """The sync's retries, with short waits: backoff capped at 1 s, rate limits waited up to
+    :data:`CHECK_PATIENCE_S` (a longer one raises :class:`RateLimited`)."""
+    return dataclasses.replace(settings, backoff_max_s=min(settings.backoff_max_s, 1.0),
+                               rate_limit_patience_s=CHECK_PATIENCE_S)
 
 
 # --- access --------------------------------------------------------------------------------------
@@ -183,6 +192,8 @@ class _Prober:
         self.source = source
         self.client = client
         self.granted = granted
+        self.limited: set[str] = set()
+        """Ids not kept because the probe that keeps them was rate limited."""
 
     def run(self) -> tuple[list[EndpointCheck], Schools | None]:
         probes = self.client.probes()
@@ -192,6 +203,8 @@ class _Prober:
             if probe.keeps:
                 taken[index] = self.take(probe, ids)
                 ids.update(_first_ids(probe, records=taken[index][1]))
+                if taken[index][0].outcome == "rate_limited":
+                    self.limited.update(name for name, _ in probe.keeps)
         rest = [index for index in range(len(probes)) if index not in taken]
         workers = max(min(self.client.max_concurrency, len(rest)), 1)
         with ThreadPoolExecutor(workers, thread_name_prefix="test-connection") as pool:
@@ -209,7 +222,11 @@ class _Prober:
             return self.not_provided(probe), []
         if probe.skip is not None:
             return EndpointCheck(probe.name, "skipped", probe.feeds, core, detail=probe.skip), []
-        if any(ids.get(need) is None for need in probe.needs):
+        missing = [need for need in probe.needs if ids.get(need) is None]
+        if set(missing) & self.limited:
+            return EndpointCheck(probe.name, "rate_limited", probe.feeds, core, detail=(
+                f"not asked: the read that finds a {' or '.join(missing)} to ask about was rate limited")), []
+        if missing:
             return EndpointCheck(probe.name, "skipped", probe.feeds, core, detail=(
                 f"skipped: no {' or '.join(probe.needs)} was readable to ask about")), []
         shown = probe.shown.format_map(ids) if probe.needs else probe.name
@@ -222,6 +239,11 @@ class _Prober:
 
     def failed(self, probe: Probe, shown: str, exc: SourceError, latency_ms: int) -> EndpointCheck:
         core = self.core(probe.feeds)
+        if isinstance(exc, RateLimited):
+            retries = self.source.http.max_retries if isinstance(self.source, ApiSource) else 0
+            return EndpointCheck(shown, "rate_limited", probe.feeds, core, latency_ms=latency_ms, status=exc.status,
+                                 detail=f"{exc} The sync waits it out, retrying up to {retries} times "
+                                        f"(http.max_retries); Test Connection waits at most {CHECK_PATIENCE_S:g} s.")
         if isinstance(exc, ForbiddenError):
             missing = exc.scope or (probe.scope if probe.scope and probe.scope not in self.granted else None)
             return EndpointCheck(shown, "forbidden", probe.feeds, core, latency_ms=latency_ms, status=exc.status,

@@ -20,8 +20,11 @@ AccessProblem = Literal[
     "missing_credentials", "wrong_credentials", "inactive", "not_yet_effective", "expired", "invalid_scope",
     "token_url_unreachable", "token_url_wrong", "server_error", "refused", "configuration", "bundle_unreadable",
 ]
-Outcome = Literal["reachable", "empty", "forbidden", "failing", "skipped"]
-_LABELS = {"reachable": "ok", "empty": "EMPTY", "forbidden": "FORBIDDEN", "failing": "FAILING", "skipped": "skipped"}
+Outcome = Literal["reachable", "empty", "forbidden", "failing", "skipped", "rate_limited"]
+_LABELS = {"reachable": "ok", "empty": "EMPTY", "forbidden": "FORBIDDEN", "failing": "FAILING", "skipped": "skipped",
+           "rate_limited": "RATE LIMIT"}
+_SYNCABLE = ("reachable", "empty", "rate_limited")
+"""Outcomes a sync can run with: a rate limit longer than a check waits is waited out by the sync."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class SourceReport:
 
     @property
     def usable(self) -> bool:
-        """Authenticated, and every core endpoint answered: a sync can run."""
+        """Authenticated, and every core endpoint answered (or asked to wait a while): a sync can run."""
         return not self.blockers
 
     @property
@@ -93,14 +96,15 @@ class SourceReport:
         if not self.access.ok:
             return ["the bundle cannot be read" if self.app == "oneroster_csv" else "it cannot authenticate"]
         return [f"{check.endpoint} is {check.outcome}" for check in self.endpoints
-                if check.core and check.outcome not in ("reachable", "empty")]
+                if check.core and check.outcome not in _SYNCABLE]
 
     @property
     def warnings(self) -> list[str]:
         """What a sync could run with but a person should know."""
         found = []
         for check in self.endpoints:
-            if check.outcome == "empty" or (not check.core and check.outcome in ("forbidden", "failing")):
+            if check.outcome in ("empty", "rate_limited") or (
+                    not check.core and check.outcome in ("forbidden", "failing")):
                 found.append(f"{check.endpoint}: {check.detail}")
             if check.sort_refused:
                 found.append(f"{check.endpoint}: the server refused sort=sourcedId; paging runs unsorted, so rows "

@@ -12,7 +12,7 @@ from passport_pipeline import connection_check
 from passport_pipeline.config import OneRosterSource
 from passport_pipeline.connection_check import check_source
 from passport_pipeline.redaction import remember
-from passport_pipeline.sources import AuthenticationError, ForbiddenError, NotFoundError
+from passport_pipeline.sources import AuthenticationError, ForbiddenError, NotFoundError, RateLimited
 from passport_pipeline.sources.errors import ErrorDescription
 from passport_pipeline.sources.reads import Access, Probe, Sample
 from passport_pipeline.sources.settings import ClientSettings
@@ -115,7 +115,9 @@ def test_any_client_is_checked_by_the_probes_it_declares(opened):
         "a Qmlativ Integration Access record may restrict schools (its OneRoster configuration): ask your Skyward "
         "administrator to include them, or take them out of schools_mapping.")
     assert client.closed
-    assert (opened["tuned"].max_retries, opened["tuned"].backoff_max_s) == (2, 1.0), "retries are cut short"
+    tuned = opened["tuned"]
+    assert (tuned.max_retries, tuned.backoff_max_s, tuned.rate_limit_patience_s) == (5, 1.0, 5.0), \
+        "the source's own 5 retries (as the sync), with short waits"
 
 
 def test_a_refusal_names_the_record_the_client_says_a_credential_is(opened):
@@ -125,3 +127,34 @@ def test_a_refusal_names_the_record_the_client_says_a_credential_is(opened):
     assert report.access.problem == "inactive" and report.endpoints == ()
     assert report.access.detail.startswith("The credential is known, but its licence is inactive.")
     assert opened["client"].closed
+
+
+class RateLimitedDistricts(FakeClient):
+    """Its districts, which the class probe is asked with, answer 429 asking a long wait."""
+
+    def probes(self) -> tuple[Probe, ...]:
+        return (Probe("districts", ("schools",), whole=True, page_size=None, schools=("id", "code"),
+                      keeps=(("district", "id"),)),
+                Probe("district/{id}/classes", ("classes",), needs=("district",), shown="district/{district}/classes"),
+                Probe("pupils", ("students",)))
+
+    def sample(self, probe: Probe, ids) -> Sample:
+        if probe.name == "districts":
+            raise RateLimited("GET /districts is rate limited (429 slow down): the server asks to wait 30 s.",
+                              wait_s=30.0, endpoint="/districts")
+        return Sample(1, records=[{"id": "p1"}])
+
+
+def test_a_rate_limit_is_a_warning_for_its_probe_and_for_those_asked_with_its_ids(opened):
+    opened["client"] = RateLimitedDistricts()
+    report = check_source(source(), {})
+
+    assert [(c.endpoint, c.outcome) for c in report.endpoints] == [
+        ("districts", "rate_limited"), ("district/{id}/classes", "rate_limited"), ("pupils", "reachable")]
+    assert report.usable and len(report.warnings) == 2, "the sync waits the limit out"
+    assert report.warnings[0] == (
+        "districts: GET /districts is rate limited (429 slow down): the server asks to wait 30 s. The sync waits it "
+        "out, retrying up to 6 times (http.max_retries); Test Connection waits at most 5 s.")
+    assert report.warnings[1] == ("district/{id}/classes: not asked: the read that finds a district to ask about "
+                                  "was rate limited")
+    assert report.schools is None, "no schools were seen to compare"

@@ -25,6 +25,7 @@ from passport_pipeline.sources.errors import (
     ConnectionFailed,
     ForbiddenError,
     NotFoundError,
+    RateLimited,
     RequestRejected,
     ServerError,
     ShortRead,
@@ -39,6 +40,6 @@ from passport_pipeline.sources.sms import SmsClient
 
 __all__ = [
     "AuthenticationError", "BadResponse", "ClientSettings", "ConnectionFailed", "ForbiddenError",
-    "NotFoundError", "OneRosterClient", "Pull", "PullEvent", "PullStats", "RequestRejected", "ServerError",
-    "ShortRead", "SmsClient", "SourceError", "WrongKind", "run_pulls",
+    "NotFoundError", "OneRosterClient", "Pull", "PullEvent", "PullStats", "RateLimited", "RequestRejected",
+    "ServerError", "ShortRead", "SmsClient", "SourceError", "WrongKind", "run_pulls",
 ]

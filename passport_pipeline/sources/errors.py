@@ -62,6 +62,16 @@ class ServerError(SourceError):
     """The server kept failing (429 or 5xx) after every retry."""
 
 
+class RateLimited(ServerError):
+    """A 429 asking to wait longer than the client is willing to (``rate_limit_patience_s``)."""
+
+    def __init__(self, message: str, *, wait_s: float, endpoint: str | None = None,
+                 said: ErrorDescription | None = None) -> None:
+        super().__init__(message, status=429, endpoint=endpoint, said=said)
+        self.wait_s = wait_s
+        """What the server's ``Retry-After`` asked, in seconds."""
+
+
 class BadResponse(SourceError):
     """The server answered 200 with a body we cannot use (cut-off JSON, unexpected shape)."""
 

@@ -3,7 +3,9 @@
 - Every request has a connect and a read timeout.
 - 429, 500, 502, 503, 504, dropped connections and timeouts are retried up to ``max_retries``
   times, waiting ``Retry-After`` (seconds or an HTTP date, capped by ``retry_after_max_s``)
-  when the server sends one, else exponential backoff with jitter.
+  when the server sends one, else exponential backoff with jitter. A client with
+  ``rate_limit_patience_s`` set (Test Connection) raises :class:`RateLimited` instead of waiting
+  out a longer ``Retry-After``.
 - An auth failure — 401, or a 403/500 whose body says the token expired or is invalid — drops
   the token and retries the same request once with a new one; a second failure in a row is an
   :class:`AuthenticationError`. A 403 that is not about the token is a missing scope:
@@ -38,6 +40,7 @@ from passport_pipeline.sources.errors import (
     ErrorDescription,
     ForbiddenError,
     NotFoundError,
+    RateLimited,
     RequestRejected,
     ServerError,
     SourceError,
@@ -205,6 +208,9 @@ class HttpClient:
         if attempt >= self.settings.max_retries:
             raise error()
         retry_after = retry_after_seconds(response.headers.get("Retry-After")) if response is not None else None
+        patience = self.settings.rate_limit_patience_s
+        if retry_after is not None and patience is not None and retry_after > patience and response.status_code == 429:
+            raise self._rate_limited(response, retry_after)
         if retry_after is not None:
             delay = min(retry_after, self.settings.retry_after_max_s)
         else:
@@ -214,6 +220,12 @@ class HttpClient:
             self.retries += 1
         self._sleep(delay)
         return attempt + 1
+
+    def _rate_limited(self, response: requests.Response, wait_s: float) -> RateLimited:
+        method, path = response.request.method, urlsplit(response.url).path
+        said = describe_error(response.content)
+        return RateLimited(f"{method} {path} is rate limited (429 {said}): the server asks to wait {wait_s:.0f} s.",
+                           wait_s=wait_s, endpoint=path, said=said)
 
     def _unreachable(self, url: str, exc: Exception, attempt: int) -> ConnectionFailed:
         if isinstance(exc, requests.ReadTimeout):
@@ -242,7 +254,7 @@ class HttpClient:
         return ServerError(
             f"{method} {urlsplit(url).path} kept failing with {status} ({said}) "
             f"after {attempt + 1} attempts over {self._clock() - started:.0f} s: the server is busy or "
-            "down; try again later, or raise max_retries.",
+            "down; try again later, or raise http.max_retries.",
             status=status, endpoint=urlsplit(url).path,
         )
 

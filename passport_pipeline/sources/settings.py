@@ -49,6 +49,10 @@ class ClientSettings:
     backoff_max_s: float = 30.0
     retry_after_max_s: float = 300.0
     """A server's ``Retry-After`` is honored up to this long."""
+    rate_limit_patience_s: float | None = None
+    """The longest ``Retry-After`` of a 429 that is waited out; a longer one raises
+    :class:`~.errors.RateLimited` at once. None (the sync): every one is waited out, up to
+    ``retry_after_max_s``. Test Connection sets it, so that a check stays quick."""
     max_concurrency: int = 4
     """Requests in flight at once, across all threads using one client."""
     verify_tls: bool = True

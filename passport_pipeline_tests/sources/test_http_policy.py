@@ -15,6 +15,7 @@ from passport_pipeline.sources.errors import (
     BadResponse,
     ConnectionFailed,
     ForbiddenError,
+    RateLimited,
     RequestRejected,
     ServerError,
     describe_error,
@@ -43,6 +44,20 @@ def test_429_waits_as_long_as_retry_after_says(stub):
     assert ids == [f"u{i:03d}" for i in range(5)]
     assert sleeps == [7.0]
     assert offsets(stub) == [0, 3, 3]
+
+
+def test_a_client_with_patience_is_told_of_a_longer_rate_limit_instead_of_waiting(stub):
+    stub.routes["/or/users"] = scripted(paged(people(5)), {1: (429, {"Retry-After": "7"}, {"error": "slow down"}),
+                                                           3: (429, {"Retry-After": "2"}, {"error": "slow down"})})
+    sleeps = Sleeps()
+    client = OneRosterClient(stub.settings(rate_limit_patience_s=5.0), sleep=sleeps)
+    with pytest.raises(RateLimited, match=r"GET /or/users is rate limited \(429 slow down\): the server asks "
+                                          r"to wait 7 s\.") as raised:
+        read_all(client)
+    assert (raised.value.wait_s, raised.value.status, sleeps) == (7.0, 429, [])
+
+    ids, _ = read_all(client)
+    assert len(ids) == 5 and sleeps == [2.0], "a Retry-After within its patience is waited out"
 
 
 def test_retry_after_as_http_date_and_capped():
