@@ -58,11 +58,13 @@ LANDED = {
     "RTL and zero-width characters": (student("h-rtl", givenName='"\\u202eAna\\u200b\\u200d"'),
                                       "h-rtl", "\u202eAna\u200b\u200d"),
     "an id of 10k characters": (student("h-" + "i" * 10_000), "h-" + "i" * 10_000, "Ana"),
-    "a repeated key (the first one is read)": ('{"sourcedId":"h-dup","role":"student","givenName":"First",'
-                                               '"givenName":"Second","familyName":"Dup"}', "h-dup", "First"),
+    "a repeated key (either value is read)": ('{"sourcedId":"h-dup","role":"student","givenName":"First",'
+                                              '"givenName":"Second","familyName":"Dup"}', "h-dup", {"First", "Second"}),
     "valid surrogate pair (emoji)": (student("h-emoji", givenName='"\\ud83d\\ude00"'), "h-emoji", "\U0001F600"),
 }
-"""Corpus name -> (raw record text, the sis_id it lands under, its given_name): valid data, kept as sent."""
+"""Corpus name -> (raw record text, the sis_id it lands under, its given_name): valid data, kept as sent.
+Of a repeated key DuckDB reads the first, Python the last: which one depends on whether the page
+was landed as sent or (holding an unreadable record) from its records."""
 
 CORPUS_SIZE = len(QUARANTINED) + len(LANDED)
 
@@ -96,7 +98,9 @@ def test_every_hostile_record_is_quarantined_or_landed_and_the_pull_completes(sm
     assert all(len(message) < 700 for message in messages)
     names = dict(warehouse.reading().execute(
         f"SELECT sis_id, given_name FROM {raw_table('sky', 'students')} WHERE sis_id LIKE 'h-%'").fetchall())
-    assert names == {sis_id: given for _, sis_id, given in LANDED.values()}
+    assert names.keys() == {sis_id for _, sis_id, _ in LANDED.values()}
+    for name, (_, sis_id, given) in LANDED.items():
+        assert names[sis_id] in given if isinstance(given, set) else names[sis_id] == given, name
     want = expected(small_district)
     got = landed(warehouse)
     assert got == {**want, "students": want["students"] + len(LANDED)}
