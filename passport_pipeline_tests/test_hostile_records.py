@@ -13,11 +13,12 @@ import json
 
 import pytest
 
+from passport_pipeline.config import SmsSource
 from passport_pipeline.extract import extract_source
 from passport_pipeline.simulator.server import running_simulator
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.raw import raw_table
-from passport_pipeline_tests.test_extract import ENV, expected, landed, oneroster
+from passport_pipeline_tests.test_extract import CREDENTIALS, ENV, expected, landed, oneroster
 
 DEEP = 3000
 
@@ -104,3 +105,62 @@ def test_every_hostile_record_is_quarantined_or_landed_and_the_pull_completes(sm
     want = expected(small_district)
     got = landed(warehouse)
     assert got == {**want, "students": want["students"] + len(LANDED)}
+
+
+def sms_student(name_id: str, **fields: object) -> str:
+    body = {"NameId": name_id, "Status": '"Active"', "FirstName": '"Ana"', "LastName": '"Hostile"', **fields}
+    return "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in body.items()) + "}"
+
+
+SMS_QUARANTINED = {
+    "lone surrogate in a name": (sms_student("900001", FirstName='"\\udfff"'), "not valid Unicode"),
+    "nested 3000 deep": (sms_student("900002", Enrollments="[" * DEEP + "]" * DEEP), "nested"),
+    "object as the NameId": (sms_student('{"id":900003}'), "NameId is an object, not text or a number"),
+    "boolean as the NameId": (sms_student("true"), "NameId is a boolean, not text or a number"),
+    "array as a first name": (sms_student("900004", FirstName='["A"]'), "FirstName is an array, not text"),
+    "object as a last name": (sms_student("900005", LastName='{"x":1}'), "LastName is an object, not text"),
+    "record that is a string": ('"x"', "not a JSON object"),
+}
+SMS_LANDED = {"numeric NameId (as the SMS API sends it)": (sms_student("900006"), "900006"),
+              "text NameId": (sms_student('"T-900007"'), "T-900007")}
+
+
+def test_sms_hostile_records_are_quarantined_and_numeric_ids_land(small_district, warehouse):
+    served = [text for text, _ in SMS_QUARANTINED.values()] + [text for text, _ in SMS_LANDED.values()]
+    with running_simulator(small_district, read_only=True) as sim:
+        sim.set_faults(hostile_records={"students": served})
+        source = SmsSource(name="sky", base_url=sim.sms_url, token_url=sim.sms_token_url, credentials=CREDENTIALS)
+        result = extract_source(warehouse, source, run_id="r1", env=ENV)
+    assert not result.failed
+    assert pull_statuses(warehouse, "students") == {"complete"}
+    messages = quarantine_messages(warehouse)
+    for name, (_, reason) in SMS_QUARANTINED.items():
+        assert any(reason in message for message in messages), f"{name}: no issue says {reason!r}"
+    ids = {i for (i,) in warehouse.reading().execute(f"SELECT sis_id FROM {raw_table('sky', 'students')}").fetchall()}
+    assert {sis_id for _, sis_id in SMS_LANDED.values()} <= ids
+    assert len(ids) == expected(small_district)["students"] + len(SMS_LANDED)
+
+
+# --- a page that cannot be parsed at all (failure 4) -------------------------------------------
+def test_a_page_cut_off_now_and_then_is_retried_and_the_pull_lands_whole(small_district, warehouse):
+    with running_simulator(small_district, read_only=True) as sim:
+        sim.set_faults(seed=4, bad_json_share=0.3)
+        result = extract_source(warehouse, oneroster(sim, max_retries=10), run_id="r1", env=ENV)
+    assert not result.failed
+    assert landed(warehouse) == expected(small_district)
+
+
+def test_a_page_never_parsable_fails_its_pulls_in_one_line_and_keeps_the_previous_rows(small_district, warehouse):
+    with running_simulator(small_district, read_only=True) as sim:
+        extract_source(warehouse, oneroster(sim), run_id="good", env=ENV)
+        before = landed(warehouse)
+        sim.set_faults(hostile_records={"classes": ['{"sourcedId": "cut off']})
+        result = extract_source(warehouse, oneroster(sim, max_retries=2), run_id="bad", env=ENV)
+    assert set(result.failed) == {"classes"}
+    reasons = set(result.failed["classes"].values())
+    assert all("not valid JSON" in reason and "\n" not in reason for reason in reasons), reasons
+    assert landed(warehouse) == before, "the previous picture is kept"
+    statuses = dict(warehouse.reading().execute(
+        "SELECT entity, list(DISTINCT status) FROM sync.extractions WHERE run_id = 'bad' GROUP BY entity").fetchall())
+    assert statuses.pop("classes") == ["failed"]
+    assert all(found == ["complete"] for found in statuses.values()), statuses
