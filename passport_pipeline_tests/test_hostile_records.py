@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from passport_pipeline.config import SmsSource
 from passport_pipeline.extract import extract_source
@@ -164,3 +166,80 @@ def test_a_page_never_parsable_fails_its_pulls_in_one_line_and_keeps_the_previou
         "SELECT entity, list(DISTINCT status) FROM sync.extractions WHERE run_id = 'bad' GROUP BY entity").fetchall())
     assert statuses.pop("classes") == ["failed"]
     assert all(found == ["complete"] for found in statuses.values()), statuses
+
+
+# --- property: generated records never break the landing or the rules ----------------------------
+def _json_values():
+    text = st.text(st.characters(exclude_categories=()), max_size=12)
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text)
+    return st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(text, inner, max_size=3)), max_leaves=8)
+
+
+FIELDS = ("sourcedId", "givenName", "familyName", "middleName", "role", "primaryOrg", "orgs", "metadata",
+          "userIds", "grades", "roles", "agents", "birthDate")
+_record = st.one_of(
+    st.tuples(st.sampled_from(FIELDS), _json_values(), st.booleans()),
+    _json_values().map(lambda value: (None, value, False)),
+)
+"""One record: a valid student with one field replaced (and maybe nested 3000 deep), or any JSON value."""
+
+
+def _served(n: int, change: tuple) -> str:
+    field, value, deep = change
+    if field is None:
+        return json.dumps(value)
+    record = {"sourcedId": f"p-{n}", "status": "active", "role": "student", "givenName": "Ana",
+              "familyName": "Prop", "orgs": [{"sourcedId": "o1", "type": "org"}]}
+    record[field] = value
+    text = json.dumps(record)
+    return text[:-1] + ',"deep":' + "[" * DEEP + "]" * DEEP + "}" if deep else text
+
+
+def land_generated(tmp_dir, changes: list[tuple], as_sent: bool) -> None:
+    from passport_pipeline.config import OneRosterSource
+    from passport_pipeline.rules.chain import transform_source
+    from passport_pipeline.sources.page_json import read_body
+    from passport_pipeline.sources.paging import SentPage
+    from passport_pipeline.warehouse.landing import PageLanding
+    from passport_pipeline.warehouse.normalize_sql_oneroster import USERS
+    from passport_pipeline.warehouse.raw import WHOLE_SOURCE, Extraction
+
+    content = ('{"users":[' + ",".join(_served(n, c) for n, c in enumerate(changes)) + "]}").encode()
+    body, sent = read_body(content)
+    records = body["users"]
+    page = SentPage(records, sent, True) if sent and as_sent else list(records)
+    with Warehouse(tmp_dir / "warehouse.duckdb") as warehouse:
+        pulls = {(entity, WHOLE_SOURCE): Extraction(warehouse, run_id="x", source="sky", entity=entity)
+                 for entity in USERS.rows}
+        landing = PageLanding(warehouse, USERS, list(USERS.rows), "students", pulls)
+        landing.add(page, WHOLE_SOURCE)
+        landing.commit()
+        for pull in pulls.values():
+            pull.complete()
+        people = sum(pulls[(e, WHOLE_SOURCE)].rows for e in ("students", "staff", "contacts"))
+        assert people + pulls[("students", WHOLE_SOURCE)].quarantined == len(changes)
+        reasons = warehouse.reading().execute(
+            "SELECT count(*) FROM sync.issues WHERE rule = 'quarantine' AND message NOT LIKE '%: %'").fetchone()[0]
+        assert reasons == 0
+        source = OneRosterSource(name="sky", base_url="http://127.0.0.1:9", token_url="http://127.0.0.1:9/t",
+                                 credentials=CREDENTIALS)
+        transform_source(warehouse, source, "run", TODAY)
+
+
+TODAY = __import__("datetime").date(2026, 9, 1)
+PROPERTY_EXAMPLES = 25
+"""Pages tried by the fast property test (each of 1-6 generated records); ``reliability`` tries 10x."""
+
+
+@settings(max_examples=PROPERTY_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(changes=st.lists(_record, min_size=1, max_size=6), as_sent=st.booleans())
+def test_generated_records_are_landed_or_quarantined_and_the_rules_run(tmp_path_factory, changes, as_sent):
+    land_generated(tmp_path_factory.mktemp("prop"), changes, as_sent)
+
+
+@pytest.mark.reliability
+@settings(max_examples=PROPERTY_EXAMPLES * 10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(changes=st.lists(_record, min_size=1, max_size=6), as_sent=st.booleans())
+def test_many_generated_records_are_landed_or_quarantined_and_the_rules_run(tmp_path_factory, changes, as_sent):
+    land_generated(tmp_path_factory.mktemp("prop"), changes, as_sent)
