@@ -187,7 +187,8 @@ SECTIONS_TYPES = TypeChecks(ids=["SectionId", "CourseId", "SchoolId"], names=["S
 SECTIONS = SqlMapping(
     fields={**COMMON_FIELDS, "SectionId": TEXT, "SectionName": TEXT, "SectionCode": TEXT, "ClassType": TEXT,
             "Room": TEXT, "Periods": RAW, "CourseId": TEXT, "SchoolId": TEXT, "TermIds": RAW, "Teachers": RAW},
-    derived={**SECTIONS_TYPES.derived, "teachers": f"CASE WHEN NOT {truthy(key('Teachers'))} THEN [] ELSE {json_list(key('Teachers'))} END"},
+    derived={**SECTIONS_TYPES.derived,
+             "teachers": f"CASE WHEN NOT {truthy(key('Teachers'))} THEN [] ELSE {json_list(key('Teachers'))} END"},
     checks=(
         *SECTIONS_TYPES.checks,
         required("SectionId"),

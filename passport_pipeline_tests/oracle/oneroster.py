@@ -232,5 +232,6 @@ _MAPPINGS = {
     "classes": checked(_class, ["sourcedId"], ["course", "school"], ["title"]),
     "enrollments": checked(_enrollment, ["sourcedId"], ["user", "class", "school"]),
     "demographics": checked(_demographics, ["sourcedId"]),
-    "users": checked(_user, ["sourcedId"], ["primaryOrg"], ["givenName", "familyName", "middleName", "preferredFirstName"]),
+    "users": checked(_user, ["sourcedId"], ["primaryOrg"],
+                     ["givenName", "familyName", "middleName", "preferredFirstName"]),
 }

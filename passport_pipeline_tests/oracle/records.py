@@ -100,10 +100,12 @@ def checked(mapping: RecordMapping, ids: Iterable[str] = (), refs: Iterable[str]
         for name in refs:
             value = record.get(name)
             found.append((name, value, (str, dict), "a reference"))
-            found.append((f"{name}.sourcedId", value.get("sourcedId") if isinstance(value, dict) else None, (str,), "text"))
+            inner = value.get("sourcedId") if isinstance(value, dict) else None
+            found.append((f"{name}.sourcedId", inner, (str,), "text"))
         found += [(name, record.get(name), (str, int, float, bool), "text") for name in names]
         for label, value, allowed, wanted in found:
-            if value is not None and (not isinstance(value, allowed) or isinstance(value, bool) and bool not in allowed):
+            refused = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+            if value is not None and refused:
                 raise Broken(f"{label} is {_a_type(value)}, not {wanted}")
         return mapping(record)
     return check
