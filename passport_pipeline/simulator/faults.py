@@ -73,6 +73,9 @@ class Faults(BaseModel):
     request its ``Authorization`` header (HTTP Basic, base64 of ``client_id:secret``) and form body
     (the SMS password grant's holds the secret), a data request's errors its ``Authorization: Bearer``
     header. What a client makes of such an answer must not show them."""
+    hostile_records: dict[str, list[str]] = Field(default_factory=dict)
+    """Endpoint (``students``, ``guardians``…) -> raw JSON texts of records appended to the first page
+    of every read of it, as sent: lone surrogate escapes, deep nesting and repeated keys survive."""
 
     @model_validator(mode="after")
     def _check_statuses(self) -> Faults:
@@ -135,6 +138,14 @@ class FaultPlan:
             if rate_limited:
                 return Decision(latency, 429, retry_after_seconds=f.retry_after_seconds)
             return Decision(latency, bad_json=bad_json)
+
+
+def with_records(body: bytes, records: list[str]) -> bytes:
+    """A page body with ``records`` (raw JSON texts) appended to its list of records (its last list)."""
+    end = body.rindex(b"]")
+    before = body[:end].rstrip()
+    separator = b"" if before.endswith(b"[") else b","
+    return before + separator + ",".join(records).encode() + body[end:]
 
 
 def corrupt(body: bytes) -> bytes:

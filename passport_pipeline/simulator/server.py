@@ -48,7 +48,7 @@ from passport_pipeline.simulator import admin, oneroster, sms, store
 from passport_pipeline.simulator.auth import (
     DEMO_CREDENTIAL, Api, AuthError, Authority, Credential, Token, TokenExpired,
 )
-from passport_pipeline.simulator.faults import Decision, FaultPlan, Faults, corrupt
+from passport_pipeline.simulator.faults import Decision, FaultPlan, Faults, corrupt, with_records
 from passport_pipeline.simulator.oneroster import OneRosterRequest, Reply
 
 ONEROSTER_PATHS = {
@@ -233,6 +233,10 @@ async def _data_reply(request: Request, simulator: Simulator, api: Api, base: st
             short_rows=faults.short_rows if endpoint in faults.short_endpoints else None, **asked,
         )
     reply = await run_in_threadpool(simulator.answer, handle, engine_request)
+    hostile = faults.hostile_records.get(endpoint)
+    first_page = request.query_params.get("offset", "0") == "0" and "paging.cursor" not in request.query_params
+    if hostile and reply.status == 200 and first_page:
+        reply = Reply(200, with_records(reply.body, hostile), reply.headers)
     if decision.bad_json and reply.status == 200:
         return Reply(200, corrupt(reply.body), reply.headers)
     return reply

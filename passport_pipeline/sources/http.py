@@ -10,7 +10,8 @@
   the token and retries the same request once with a new one; a second failure in a row is an
   :class:`AuthenticationError`. A 403 that is not about the token is a missing scope:
   :class:`ForbiddenError`, naming the scope when the server does.
-- A 200 whose body is not JSON (cut off by a proxy) is retried like a transient failure.
+- A 200 whose body is not JSON (cut off by a proxy) is retried like a transient failure; one
+  nested too deep for Python is read record by record (:mod:`.page_json`).
 - At most ``max_concurrency`` requests are in flight at once, across threads; each thread
   has its own ``requests.Session``.
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import json
 import random
 import threading
 import time
@@ -48,6 +48,7 @@ from passport_pipeline.sources.errors import (
     missing_scope,
     shown_url,
 )
+from passport_pipeline.sources.page_json import read_body
 from passport_pipeline.sources.settings import ClientSettings
 
 Grant = Literal["client_credentials", "password"]
@@ -70,7 +71,8 @@ class JsonResponse:
     body: object
     elapsed_s: float
     content: bytes = b""
-    """The body as sent, for a consumer that reads the JSON itself (see :class:`.paging.SentPage`)."""
+    """The body as sent, for a consumer that reads the JSON itself (see :class:`.paging.SentPage`); empty
+    when only its records could be read (see :mod:`.page_json`)."""
 
 
 class HttpClient:
@@ -133,13 +135,12 @@ class HttpClient:
             status = response.status_code
             if 200 <= status < 300:
                 try:
-                    body = json.loads(response.content)
+                    body, content = read_body(response.content)
                 except ValueError:
                     attempt = self._pause_or_raise(attempt, None, lambda: self._not_json(url, status, attempt))
                     may_refresh = True
                     continue
-                return JsonResponse(response.url, status, response.headers, body, self._clock() - started,
-                                    response.content)
+                return JsonResponse(response.url, status, response.headers, body, self._clock() - started, content)
             said = describe_error(response.content)
             if _is_auth_failure(status, response.content):
                 if self.tokens is None or not may_refresh:

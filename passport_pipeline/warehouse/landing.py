@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from passport_pipeline.entities import ENTITIES
+from passport_pipeline.sources.page_json import UnreadableRecord
 from passport_pipeline.sources.paging import SentPage
 from passport_pipeline.warehouse.connection import Warehouse
 from passport_pipeline.warehouse.normalize_sql import Rows, SqlMapping, is_object, literal, structure
@@ -33,6 +34,11 @@ from passport_pipeline.warehouse.raw import BATCH_ROWS, TRANSACTION_ROWS, Extrac
 from passport_pipeline.warehouse.sql import ident
 
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_encode_unicode = json.JSONEncoder(separators=(",", ":"), check_circular=False, ensure_ascii=False).encode
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_PAIR = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+NOT_UNICODE = ("text that is not valid Unicode (a lone UTF-16 surrogate escape such as \\ud800, which the "
+               "warehouse cannot store): the server must send whole surrogate pairs")
 
 
 @dataclass(frozen=True)
@@ -60,22 +66,48 @@ class PageLanding:
         self._stage = stage_sql(mapping)
         self._selects = {entity: rows_sql(entity, mapping.rows[entity]) for entity in self.entities}
         self._pages: list[_Page] = []
+        self._unreadable: list[tuple[str, str, str]] = []
         self._transaction = warehouse.transaction()
         self._uncommitted = 0
 
     def add(self, records: list, scope: str) -> None:
-        """Buffer one page of a scope's records as the source sent them; land the batch when full."""
-        self._pages.append(_Page(*_json_text(records), scope, len(records)))
+        """Buffer one page of a scope's records as the source sent them; land the batch when full.
+
+        A page holding records DuckDB cannot parse (a lone surrogate) or Python could not
+        (:class:`~..sources.page_json.UnreadableRecord`) is landed from its other records, and
+        those are quarantined: DuckDB would refuse the whole batch, and the read with it."""
+        text, wrapped = _json_text(records)
+        if text is None or _lone_surrogate(text):
+            records = self._set_aside_unreadable(records, scope)
+            text, wrapped = _encode(records), False
+        self._pages.append(_Page(text, wrapped, scope, len(records)))
         if sum(page.rows for page in self._pages) >= BATCH_ROWS:
             self.flush()
 
     def discard(self, scope: str) -> None:
         """Drop the buffered pages of a scope (its pull failed: its rows will not be kept anyway)."""
         self._pages = [page for page in self._pages if page.scope != scope]
+        self._unreadable = [item for item in self._unreadable if item[0] != scope]
+
+    def _set_aside_unreadable(self, records: list, scope: str) -> list:
+        """The records that can be landed; the others kept to be quarantined with the batch."""
+        kept = []
+        for record in records:
+            if isinstance(record, UnreadableRecord):
+                self._unreadable.append((scope, UnreadableRecord.reason, str(record)))
+                continue
+            try:
+                _encode_unicode(record).encode("utf-8")
+            except UnicodeEncodeError:
+                self._unreadable.append((scope, NOT_UNICODE, _encode(record)))
+                continue
+            kept.append(record)
+        return kept
 
     def flush(self) -> None:
         """Land every buffered page, canonical rows and quarantined records, in the read's transaction."""
         pages, self._pages = self._pages, []
+        unreadable, self._unreadable = self._unreadable, []
         if not pages:
             return
         scopes = {page.scope for page in pages}
@@ -88,6 +120,13 @@ class PageLanding:
             quarantine_rows(con, {scope: self.extractions[(self.quarantine, scope)] for scope in scopes},
                             "SELECT scope, reason, record FROM landing WHERE reason IS NOT NULL")
             con.execute("DROP TABLE landing")
+            if unreadable:
+                con.execute("CREATE TEMP TABLE unreadable AS SELECT unnest($scopes::VARCHAR[]) AS scope,"
+                            " unnest($reasons::VARCHAR[]) AS reason, unnest($records::VARCHAR[]) AS record",
+                            dict(zip(("scopes", "reasons", "records"), map(list, zip(*unreadable)))))
+                quarantine_rows(con, {scope: self.extractions[(self.quarantine, scope)] for scope in scopes},
+                                "SELECT scope, reason, record FROM unreadable")
+                con.execute("DROP TABLE unreadable")
         self._uncommitted += sum(page.rows for page in pages)
         if self._uncommitted >= TRANSACTION_ROWS:
             self._commit()
@@ -99,7 +138,7 @@ class PageLanding:
 
     def rollback(self) -> None:
         """Drop the buffered pages and the batches not committed yet (a bug broke off the read)."""
-        self._pages, self._uncommitted = [], 0
+        self._pages, self._unreadable, self._uncommitted = [], [], 0
         self._transaction.rollback()
 
     def _commit(self) -> None:
@@ -107,14 +146,25 @@ class PageLanding:
         self._uncommitted = 0
 
 
-def _json_text(records: list) -> tuple[str, bool]:
-    """A page as JSON text, and whether its records sit under a wrapper key of that text."""
+def _json_text(records: list) -> tuple[str | None, bool]:
+    """A page as JSON text, and whether its records sit under a wrapper key of that text; None
+    when a record could not be read (see :meth:`PageLanding.add`)."""
     if isinstance(records, SentPage):
         try:
             return records.content.decode("utf-8"), records.wrapped
         except UnicodeDecodeError:
             pass
+    if any(isinstance(record, UnreadableRecord) for record in records):
+        return None, False
     return _encode(records), False
+
+
+def _lone_surrogate(text: str) -> bool:
+    """Whether JSON text may hold a surrogate escape without its pair (DuckDB refuses those);
+    the usual page holds no ``\\ud`` at all and costs two substring searches."""
+    if "\\ud" not in text and "\\uD" not in text:
+        return False
+    return _SURROGATE.search(_SURROGATE_PAIR.sub("", text)) is not None
 
 
 def stage_sql(mapping: SqlMapping) -> str:

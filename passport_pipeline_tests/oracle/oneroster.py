@@ -24,6 +24,7 @@ from passport_pipeline_tests.oracle.records import (
     BLANK,
     Broken,
     Normalized,
+    checked,
     normalize_records,
     payload,
     ref,
@@ -225,11 +226,12 @@ def _student_contacts(record: dict, contact: dict, metadata: dict) -> Iterator[t
 
 
 _MAPPINGS = {
-    "orgs": _org,
-    "academicSessions": _academic_session,
-    "courses": _course,
-    "classes": _class,
-    "enrollments": _enrollment,
-    "demographics": _demographics,
-    "users": _user,
+    "orgs": checked(_org, ["sourcedId"], ["parent"], ["name"]),
+    "academicSessions": checked(_academic_session, ["sourcedId"], ["parent"], ["title"]),
+    "courses": checked(_course, ["sourcedId"], ["org", "schoolYear"], ["title"]),
+    "classes": checked(_class, ["sourcedId"], ["course", "school"], ["title"]),
+    "enrollments": checked(_enrollment, ["sourcedId"], ["user", "class", "school"]),
+    "demographics": checked(_demographics, ["sourcedId"]),
+    "users": checked(_user, ["sourcedId"], ["primaryOrg"],
+                     ["givenName", "familyName", "middleName", "preferredFirstName"]),
 }

@@ -88,6 +88,37 @@ def normalize_records(endpoint: str, records: Iterable[object], mapping: RecordM
     return out
 
 
+def checked(mapping: RecordMapping, ids: Iterable[str] = (), refs: Iterable[str] = (), names: Iterable[str] = (),
+            *, numeric_ids: bool = False) -> RecordMapping:
+    """``mapping`` after the type checks: an id that is not text (nor a number, with ``numeric_ids``),
+    a reference that is not an object or text or whose ``sourcedId`` is not text, a name that is an
+    object or list -- each :class:`Broken`, naming the field and the type found."""
+    def check(record: dict) -> Iterable[tuple[str, dict]]:
+        found: list[tuple[str, object, tuple[type, ...], str]] = []
+        found += [(name, record.get(name), (str, int, float) if numeric_ids else (str,),
+                   "text or a number" if numeric_ids else "text") for name in ids]
+        for name in refs:
+            value = record.get(name)
+            found.append((name, value, (str, dict), "a reference"))
+            inner = value.get("sourcedId") if isinstance(value, dict) else None
+            found.append((f"{name}.sourcedId", inner, (str,), "text"))
+        found += [(name, record.get(name), (str, int, float, bool), "text") for name in names]
+        for label, value, allowed, wanted in found:
+            refused = not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+            if value is not None and refused:
+                raise Broken(f"{label} is {_a_type(value)}, not {wanted}")
+        return mapping(record)
+    return check
+
+
+def _a_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "an object" if isinstance(value, dict) else "an array"
+
+
 def payload(record: object) -> str:
     """The source record as compact JSON text."""
     return "".join(_c_encoder(record, 0)) if _c_encoder else _compact(record)

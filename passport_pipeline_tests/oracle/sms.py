@@ -26,6 +26,7 @@ from passport_pipeline_tests.oracle.records import (
     BLANK,
     Broken,
     Normalized,
+    checked,
     normalize_records,
     payload,
     required_id,
@@ -212,13 +213,14 @@ def _student_schedule(record: dict) -> Iterator[tuple[str, dict]]:
     yield "enrollments", row
 
 
+_NAMES = ["FirstName", "MiddleName", "LastName", "PreferredName"]
 _MAPPINGS = {
-    "schools": _school,
-    "students": _student,
-    "guardians": _guardian,
-    "staff": _staff,
-    "courses": _course,
-    "sections": _section,
-    "terms": _term,
-    "student_schedules": _student_schedule,
+    "schools": checked(_school, ["SchoolId"], names=["SchoolName"], numeric_ids=True),
+    "students": checked(_student, ["NameId"], names=_NAMES, numeric_ids=True),
+    "guardians": checked(_guardian, ["GuardianNameId"], names=_NAMES, numeric_ids=True),
+    "staff": checked(_staff, ["NameId"], names=_NAMES, numeric_ids=True),
+    "courses": checked(_course, ["CourseId", "SchoolId"], names=["CourseName"], numeric_ids=True),
+    "sections": checked(_section, ["SectionId", "CourseId", "SchoolId"], names=["SectionName"], numeric_ids=True),
+    "terms": checked(_term, ["TermId", "ParentTermId"], names=["TermName"], numeric_ids=True),
+    "student_schedules": checked(_student_schedule, ["StudentNameId", "SectionId", "SchoolId"], numeric_ids=True),
 }

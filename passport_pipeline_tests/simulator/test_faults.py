@@ -80,3 +80,9 @@ def test_corrupt_body_is_no_longer_json():
 def test_invalid_fault_settings_are_refused(bad):
     with pytest.raises(ValidationError):
         Faults(**bad)
+
+
+def test_records_join_a_page_as_sent_whether_it_is_empty_or_not():
+    from passport_pipeline.simulator.faults import with_records
+    assert with_records(b'{"users":[{"a":1}]}', ['{"b":"\\ud800"}', "7"]) == b'{"users":[{"a":1},{"b":"\\ud800"},7]}'
+    assert with_records(b"[ ]", ["null"]) == b"[null]"

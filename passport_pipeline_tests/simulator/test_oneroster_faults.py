@@ -194,3 +194,15 @@ def test_data_responses_are_dated_by_the_simulated_clock(district_copy):
         limited = s.get(f"{sim.oneroster_url()}/students")
         assert limited.status_code == 429 and limited.raw.headers.getlist("Date") == [expected]
         assert "Date" not in requests.post(sim.token_url, auth=DEMO, data={"grant_type": "client_credentials"}).headers
+
+
+# --- hostile records ---------------------------------------------------------------------------
+def test_hostile_records_are_appended_as_sent_to_the_first_page_only(sim):
+    s = session(sim)
+    deep = '{"sourcedId":"deep","role":"student","metadata":' + "[" * 3000 + "]" * 3000 + "}"
+    surrogate = '{"sourcedId":"\\ud800","role":"student"}'
+    sim.set_faults(hostile_records={"students": [surrogate, deep]})
+    first = s.get(f"{sim.oneroster_url()}/students", params={"limit": 5, "offset": 0})
+    assert first.content.endswith((surrogate + "," + deep + "]}").encode())
+    later = s.get(f"{sim.oneroster_url()}/students", params={"limit": 5, "offset": 5})
+    assert b"deep" not in later.content and len(later.json()["users"]) == 5
