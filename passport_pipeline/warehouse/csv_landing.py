@@ -182,7 +182,7 @@ def land_file(con: duckdb.DuckDBPyConnection, mapping: SqlMapping, file: CsvFile
     its pull of scope ``*``), and its broken rows — and those of the files joined to it — as issues of
     ``quarantine``'s pull. ``spill`` is a folder for :func:`locate`. Returns the issues."""
     wanted = [entity for entity in mapping.rows if entity in extractions]
-    query = landing_query(mapping, records_sql(mapping, file, joined), objects=True)
+    query = landing_query(mapping, records_sql(mapping, file, joined), csv_rows=True)
     _drop_rejects(con)
     try:
         if len(mapping.rows) == 1 and next(iter(mapping.rows.values())).each is None:
@@ -232,7 +232,7 @@ def locate(mapping: SqlMapping, file: CsvFile, joined: Mapping[str, CsvFile], sp
     connection of its own (the warehouse's does not keep rows in order): those DuckDB could not read
     and those a check refused, by file and line."""
     with _scratch(spill) as scratch:
-        query = landing_query(mapping, records_sql(mapping, file, joined, numbered=True), ("csv_row",), objects=True)
+        query = landing_query(mapping, records_sql(mapping, file, joined, numbered=True), ("csv_row",), csv_rows=True)
         refused = scratch.execute(f"SELECT csv_row, reason, record::VARCHAR FROM ({query})"
                                   " WHERE reason IS NOT NULL ORDER BY csv_row").fetchall()
         unreadable = _rejects(scratch)

@@ -29,7 +29,7 @@ from passport_pipeline.entities import ENTITIES
 from passport_pipeline.sources.page_json import UnreadableRecord
 from passport_pipeline.sources.paging import SentPage
 from passport_pipeline.warehouse.connection import Warehouse
-from passport_pipeline.warehouse.normalize_sql import Rows, SqlMapping, is_object, literal, structure
+from passport_pipeline.warehouse.normalize_sql import Rows, SqlMapping, TypeChecks, is_object, literal, structure
 from passport_pipeline.warehouse.raw import BATCH_ROWS, TRANSACTION_ROWS, Extraction, land_rows, quarantine_rows
 from passport_pipeline.warehouse.sql import ident
 
@@ -176,15 +176,18 @@ def stage_sql(mapping: SqlMapping) -> str:
     return f"CREATE TEMP TABLE landing AS {landing_query(mapping, parsed)}"
 
 
-def landing_query(mapping: SqlMapping, records: str, extra: Sequence[str] = (), *, objects: bool = False) -> str:
+def landing_query(mapping: SqlMapping, records: str, extra: Sequence[str] = (), *, csv_rows: bool = False) -> str:
     """The records of the query ``records`` — their ``scope``, JSON ``record`` and fields ``f`` (of the
     type ``from_json`` gives ``mapping.fields``), and the columns ``extra`` — with the derived values
     the mapping's rows use and their quarantine ``reason``: the shape every landing selects its rows
-    from (API pages and CSV files). ``objects``: every record is a JSON object by construction."""
+    from (API pages and CSV files). ``csv_rows``: every record is a JSON object of text by
+    construction, so neither it nor its fields' JSON types are checked."""
     query = records
-    for name, expression in mapping.derived.items():
+    types = TypeChecks() if csv_rows else mapping.types
+    for name, expression in {**types.derived, **mapping.derived}.items():
         query = f"SELECT *, {expression} AS {name} FROM ({query})"
-    checks = [*([] if objects else [(f"NOT {is_object('record')}", "not a JSON object")]), *mapping.checks]
+    shape = [] if csv_rows else [(f"NOT {is_object('record')}", "not a JSON object"), *types.checks]
+    checks = [*shape, *mapping.checks]
     reason = " ".join(f"WHEN {condition} THEN {literal(why)}" for condition, why in checks)
     used = " ".join(e for rows in mapping.rows.values()
                     for e in [*rows.columns.values(), rows.when, rows.each or "", rows.payload])

@@ -86,6 +86,50 @@ class Rows:
     payload: str = "record"
 
 
+_FOUND = {"a number": "IN ('BIGINT', 'UBIGINT', 'DOUBLE')", "a boolean": "= 'BOOLEAN'",
+          "an object": "= 'OBJECT'", "an array": "= 'ARRAY'"}
+"""A JSON type in words -> the test of ``json_type``'s answer for it."""
+
+
+@dataclass(frozen=True)
+class TypeChecks:
+    """Quarantine checks of the JSON types where an id, a reference or a name belongs, and the one
+    derived value they read (``json_type`` of every such field, one parse of the record).
+
+    Read as text, an object, list or number where a name or id belongs turns silently into text
+    (``{"first":"Ana"}`` as a given name, ``12345`` as a sourcedId): such a record is quarantined
+    naming the field and the type found. ``ids``: an id is text, or also a number when
+    ``numeric_ids`` (SMS native ids are numbers); ``refs``: a GUIDRef (an object, or a bare id as
+    text) whose ``sourcedId`` is text; ``names``: a name or title is no object or list."""
+
+    ids: Sequence[str] = ()
+    refs: Sequence[str] = ()
+    names: Sequence[str] = ()
+    numeric_ids: bool = False
+
+    def fields(self) -> list[tuple[str, str, list[str]]]:
+        """``(label, JSON path, types refused)``, in the order checked."""
+        scalars = ["a number", "a boolean", "an object", "an array"]
+        id_refused = scalars[1:] if self.numeric_ids else scalars
+        found = [(name, f"$.{json.dumps(name)}", id_refused) for name in self.ids]
+        for name in self.refs:
+            found.append((name, f"$.{json.dumps(name)}", ["a number", "a boolean", "an array"]))
+            found.append((f"{name}.sourcedId", f"$.{json.dumps(name)}.sourcedId", scalars))
+        return found + [(name, f"$.{json.dumps(name)}", ["an object", "an array"]) for name in self.names]
+
+    @property
+    def derived(self) -> dict[str, str]:
+        paths = ", ".join(literal(path) for _, path, _ in self.fields())
+        return {"json_types": f"json_type(record, [{paths}])"} if paths else {}
+
+    @property
+    def checks(self) -> tuple[tuple[str, str], ...]:
+        wanted = {name: "text or a number" if self.numeric_ids else "text" for name in self.ids}
+        wanted.update(dict.fromkeys(self.refs, "a reference"))
+        return tuple((f"json_types[{n}] {_FOUND[refused]}", f"{label} is {refused}, not {wanted.get(label, 'text')}")
+                     for n, (label, _, refusals) in enumerate(self.fields(), start=1) for refused in refusals)
+
+
 @dataclass(frozen=True)
 class SqlMapping:
     """One source record type (OneRoster ``users``, SMS ``sections``...) to canonical rows."""
@@ -98,6 +142,9 @@ class SqlMapping:
     """``(condition, reason)``: the first true one quarantines the record, in the Python order."""
     derived: Mapping[str, str] = field(default_factory=dict)
     """Name -> expression, computed once per record in order (each may use the ones before)."""
+    types: TypeChecks = TypeChecks()
+    """Where an id, a reference or a name belongs: checked before ``checks`` in a JSON record (a CSV
+    row's fields are text by construction)."""
 
 
 def structure(fields: Mapping[str, object]) -> str:
@@ -214,47 +261,3 @@ def field_of(value: str, name: str) -> str:
 def either(first: str, second: str) -> str:
     """Python's ``first or second`` of two JSON values."""
     return f"CASE WHEN {truthy(first)} THEN {first} ELSE {second} END"
-
-
-_FOUND = {"a number": "IN ('BIGINT', 'UBIGINT', 'DOUBLE')", "a boolean": "= 'BOOLEAN'",
-          "an object": "= 'OBJECT'", "an array": "= 'ARRAY'"}
-"""A JSON type in words -> the test of ``json_type``'s answer for it."""
-
-
-@dataclass(frozen=True)
-class TypeChecks:
-    """Quarantine checks of the JSON types where an id, a reference or a name belongs, and the one
-    derived value they read (``json_type`` of every such field, one parse of the record).
-
-    Read as text, an object, list or number where a name or id belongs turns silently into text
-    (``{"first":"Ana"}`` as a given name, ``12345`` as a sourcedId): such a record is quarantined
-    naming the field and the type found. ``ids``: an id is text, or also a number when
-    ``numeric_ids`` (SMS native ids are numbers); ``refs``: a GUIDRef (an object, or a bare id as
-    text) whose ``sourcedId`` is text; ``names``: a name or title is no object or list."""
-
-    ids: Sequence[str] = ()
-    refs: Sequence[str] = ()
-    names: Sequence[str] = ()
-    numeric_ids: bool = False
-
-    def fields(self) -> list[tuple[str, str, list[str]]]:
-        """``(label, JSON path, types refused)``, in the order checked."""
-        scalars = ["a number", "a boolean", "an object", "an array"]
-        id_refused = scalars[1:] if self.numeric_ids else scalars
-        found = [(name, f"$.{json.dumps(name)}", id_refused) for name in self.ids]
-        for name in self.refs:
-            found.append((name, f"$.{json.dumps(name)}", ["a number", "a boolean", "an array"]))
-            found.append((f"{name}.sourcedId", f"$.{json.dumps(name)}.sourcedId", scalars))
-        return found + [(name, f"$.{json.dumps(name)}", ["an object", "an array"]) for name in self.names]
-
-    @property
-    def derived(self) -> dict[str, str]:
-        paths = ", ".join(literal(path) for _, path, _ in self.fields())
-        return {"json_types": f"json_type(record, [{paths}])"}
-
-    @property
-    def checks(self) -> tuple[tuple[str, str], ...]:
-        wanted = {name: "text or a number" if self.numeric_ids else "text" for name in self.ids}
-        wanted.update(dict.fromkeys(self.refs, "a reference"))
-        return tuple((f"json_types[{n}] {_FOUND[refused]}", f"{label} is {refused}, not {wanted.get(label, 'text')}")
-                     for n, (label, _, refusals) in enumerate(self.fields(), start=1) for refused in refusals)

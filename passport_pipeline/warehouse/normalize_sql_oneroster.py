@@ -48,43 +48,39 @@ GUIDREF = Carried(RAW, "ref")
 CODES = Carried(RAW, "codes")
 NAMES = Carried(RAW, "names")
 
-ORGS_TYPES = TypeChecks(ids=["sourcedId"], refs=["parent"], names=["name"])
 ORGS = SqlMapping(
+    types=TypeChecks(ids=["sourcedId"], refs=["parent"], names=["name"]),
     fields={**COMMON_FIELDS, "name": TEXT, "identifier": TEXT, "type": TEXT, "parent": GUIDREF},
-    derived=ORGS_TYPES.derived,
-    checks=(ORGS_TYPES.checks + NO_ID),
+    checks=NO_ID,
     rows={"schools": Rows({**COMMON, "name": key("name"), "identifier": key("identifier"),
                            "org_type": key("type"), "parent_sis_id": ref(key("parent"))})},
 )
 
-ACADEMIC_SESSIONS_TYPES = TypeChecks(ids=["sourcedId"], refs=["parent"], names=["title"])
 ACADEMIC_SESSIONS = SqlMapping(
+    types=TypeChecks(ids=["sourcedId"], refs=["parent"], names=["title"]),
     fields={**COMMON_FIELDS, "title": TEXT, "type": TEXT, "startDate": TEXT, "endDate": TEXT,
             "parent": GUIDREF, "schoolYear": TEXT},
-    derived=ACADEMIC_SESSIONS_TYPES.derived,
-    checks=(ACADEMIC_SESSIONS_TYPES.checks + NO_ID),
+    checks=NO_ID,
     rows={"terms": Rows({**COMMON, "title": key("title"), "term_type": key("type"),
                          "start_date": key("startDate"), "end_date": key("endDate"),
                          "parent_sis_id": ref(key("parent")), "school_year": key("schoolYear")})},
 )
 
-COURSES_TYPES = TypeChecks(ids=["sourcedId"], refs=["org", "schoolYear"], names=["title"])
 COURSES = SqlMapping(
+    types=TypeChecks(ids=["sourcedId"], refs=["org", "schoolYear"], names=["title"]),
     fields={**COMMON_FIELDS, "title": TEXT, "courseCode": TEXT, "grades": CODES, "subjects": NAMES,
             "org": REF, "schoolYear": REF},
-    derived=COURSES_TYPES.derived,
-    checks=(COURSES_TYPES.checks + NO_ID),
+    checks=NO_ID,
     rows={"courses": Rows({**COMMON, "title": key("title"), "course_code": key("courseCode"),
                            "grades": texts(key("grades")), "subjects": texts(key("subjects")),
                            "school_sis_id": ref_field("org"), "school_year_sis_id": ref_field("schoolYear")})},
 )
 
-CLASSES_TYPES = TypeChecks(ids=["sourcedId"], refs=["course", "school"], names=["title"])
 CLASSES = SqlMapping(
+    types=TypeChecks(ids=["sourcedId"], refs=["course", "school"], names=["title"]),
     fields={**COMMON_FIELDS, "title": TEXT, "classCode": TEXT, "classType": TEXT, "location": TEXT,
             "grades": CODES, "subjects": NAMES, "periods": CODES, "course": REF, "school": REF, "terms": REFS},
-    derived=CLASSES_TYPES.derived,
-    checks=(CLASSES_TYPES.checks + NO_ID),
+    checks=NO_ID,
     rows={"classes": Rows({**COMMON, "title": key("title"), "class_code": key("classCode"),
                            "class_type": key("classType"), "location": key("location"),
                            "grades": texts(key("grades")), "subjects": texts(key("subjects")),
@@ -92,12 +88,11 @@ CLASSES = SqlMapping(
                            "school_sis_id": ref_field("school"), "term_sis_ids": refs_field("terms")})},
 )
 
-ENROLLMENTS_TYPES = TypeChecks(ids=["sourcedId"], refs=["user", "class", "school"], names=[])
 ENROLLMENTS = SqlMapping(
+    types=TypeChecks(ids=["sourcedId"], refs=["user", "class", "school"]),
     fields={**COMMON_FIELDS, "user": REF, "class": REF, "school": REF, "role": TEXT, "primary": TEXT,
             "beginDate": TEXT, "endDate": TEXT},
-    derived=ENROLLMENTS_TYPES.derived,
-    checks=(ENROLLMENTS_TYPES.checks + NO_ID),
+    checks=NO_ID,
     rows={"enrollments": Rows({**COMMON, "user_sis_id": ref_field("user"), "class_sis_id": ref_field("class"),
                                "school_sis_id": ref_field("school"), "role": key("role"),
                                "primary": key("primary"), "begin_date": key("beginDate"),
@@ -121,11 +116,10 @@ _DEMOGRAPHICS = {
     "public_school_residence_status": "publicSchoolResidenceStatus", **RACES,
 }
 
-DEMOGRAPHICS_TYPES = TypeChecks(ids=["sourcedId"], refs=[], names=[])
 DEMOGRAPHICS = SqlMapping(
+    types=TypeChecks(ids=["sourcedId"]),
     fields={**COMMON_FIELDS, **dict.fromkeys(_DEMOGRAPHICS.values(), TEXT)},
-    derived=DEMOGRAPHICS_TYPES.derived,
-    checks=(DEMOGRAPHICS_TYPES.checks + NO_ID),
+    checks=NO_ID,
     rows={"demographics": Rows({**COMMON, **{column: key(name) for column, name in _DEMOGRAPHICS.items()}})},
 )
 
@@ -148,9 +142,9 @@ LINK = {"studentSourcedId": TEXT, "relationship": TEXT, "emergencyContact": TEXT
 ROLE = {"roleType": TEXT, "role": TEXT, "org": REF, "userProfile": REF, "beginDate": TEXT, "endDate": TEXT}
 """A 1.2 ``roles[]`` entry (a CSV bundle carries them in roles.csv)."""
 
-USERS_TYPES = TypeChecks(ids=["sourcedId"], refs=["primaryOrg"],
-                         names=["givenName", "familyName", "middleName", "preferredFirstName"])
 USERS = SqlMapping(
+    types=TypeChecks(ids=["sourcedId"], refs=["primaryOrg"],
+                     names=["givenName", "familyName", "middleName", "preferredFirstName"]),
     fields={**COMMON_FIELDS, **dict.fromkeys(_PERSON.values(), TEXT),
             "preferredFirstName": Carried(TEXT, header="preferredGivenName"), "userMasterIdentifier": TEXT,
             "role": TEXT, "roles": Carried(RAW, Joined("roles", "userSourcedId", ROLE)), "orgs": REFS, "primaryOrg": GUIDREF, "grades": CODES,
@@ -159,7 +153,6 @@ USERS = SqlMapping(
                          "skyward.primaryOrgSourcedId": TEXT, "skyward.preferredFirstName": TEXT,
                          "skyward.relationships": Carried(RAW, Joined("skyward_relationships", "contactSourcedId", LINK))}},
     derived={
-        **USERS_TYPES.derived,
         # user_roles(): 1.2 roles[] when it is a non-empty list, else 1.1 role and orgs
         "roles": f"CASE WHEN {key('roles')} <> '[]' THEN {json_list(key('roles'))} END",
         "role_entries": f"list_filter(roles, lambda e: {is_object('e')})",
@@ -191,7 +184,6 @@ USERS = SqlMapping(
                  f" ELSE {json_list('links_json')} END",
     },
     checks=(
-        *USERS_TYPES.checks,
         ("roles IS NOT NULL AND len(role_entries) = 0", "roles[] has no role objects"),
         ("entity IS NULL", "no role"),
         *NO_ID,

@@ -75,23 +75,21 @@ PERSON = {"given_name": key("FirstName"), "middle_name": key("MiddleName"), "fam
           "preferred_first_name": key("PreferredName"), "phone": _first_set("phones"), "sms": _first_set("mobiles")}
 PHONES = {"phones": _numbers(mobile=False), "mobiles": _numbers(mobile=True)}
 
-SCHOOLS_TYPES = TypeChecks(ids=["SchoolId"], names=["SchoolName"], numeric_ids=True)
 SCHOOLS = SqlMapping(
+    types=TypeChecks(ids=["SchoolId"], names=["SchoolName"], numeric_ids=True),
     fields={**COMMON_FIELDS, "SchoolId": TEXT, "SchoolName": TEXT, "SchoolCode": TEXT},
-    derived=SCHOOLS_TYPES.derived,
-    checks=(*SCHOOLS_TYPES.checks, required("SchoolId"),),
+    checks=(required("SchoolId"),),
     rows={"schools": Rows({**common(key("SchoolId")), "name": key("SchoolName"), "identifier": key("SchoolCode"),
                            "org_type": "'school'"})},
 )
 
 _ENROLLMENTS = json_list(key("Enrollments"))
-STUDENTS_TYPES = TypeChecks(ids=["NameId"], names=PERSON_NAMES, numeric_ids=True)
 STUDENTS = SqlMapping(
+    types=TypeChecks(ids=["NameId"], names=PERSON_NAMES, numeric_ids=True),
     fields={**COMMON_FIELDS, **PERSON_FIELDS, "NameId": TEXT, "Enrollments": RAW, "GradeLevel": RAW,
             "DisplayId": TEXT, "StateId": TEXT, "SchoolEmail": RAW, "Email": TEXT, "Username": TEXT,
             "schoolIds": RAW, "DefaultSchoolId": TEXT, "GradYr": TEXT, "DateOfBirth": TEXT, "Gender": TEXT},
     derived={
-        **STUDENTS_TYPES.derived,
         **PHONES,
         "active_grades": f"list_transform(list_filter({_ENROLLMENTS}, lambda e: {is_object('e')}"
                          f" AND {status(text(field_of('e', 'Status')))} = 'active'),"
@@ -99,7 +97,7 @@ STUDENTS = SqlMapping(
         "grades": f"CASE WHEN {_ENROLLMENTS} IS NOT NULL THEN {unique('active_grades')}"
                   f" ELSE {texts(key('GradeLevel'))} END",
     },
-    checks=(*STUDENTS_TYPES.checks, required("NameId"),),
+    checks=(required("NameId"),),
     rows={
         "students": Rows({
             **common(key("NameId")), **PERSON, "identifier": key("DisplayId"), "state_id": key("StateId"),
@@ -115,11 +113,10 @@ STUDENTS = SqlMapping(
 )
 
 _PARENT_WORDS = "['mother', 'father', 'stepparent', 'parent']"
-GUARDIANS_TYPES = TypeChecks(ids=["GuardianNameId"], names=PERSON_NAMES, numeric_ids=True)
 GUARDIANS = SqlMapping(
+    types=TypeChecks(ids=["GuardianNameId"], names=PERSON_NAMES, numeric_ids=True),
     fields={**COMMON_FIELDS, **PERSON_FIELDS, "GuardianNameId": TEXT, "Students": RAW, "Email": TEXT},
     derived={
-        **GUARDIANS_TYPES.derived,
         **PHONES,
         "links": f"CASE WHEN NOT {truthy(key('Students'))} THEN [] ELSE {json_list(key('Students'))} END",
         "guardian_words": "list_transform(list_filter(links, lambda l: json_extract(l, '$.IsGuardian') IS DISTINCT FROM"
@@ -128,7 +125,6 @@ GUARDIANS = SqlMapping(
                 f" WHEN list_has_any(guardian_words, {_PARENT_WORDS}) THEN 'parent' ELSE 'guardian' END",
     },
     checks=(
-        *GUARDIANS_TYPES.checks,
         required("GuardianNameId"),
         (f"links IS NULL OR list_bool_or(list_transform(links, lambda l: NOT {is_object('l')}))",
          "Students is not a list of objects"),
@@ -149,12 +145,11 @@ GUARDIANS = SqlMapping(
     },
 )
 
-STAFF_TYPES = TypeChecks(ids=["NameId"], names=PERSON_NAMES, numeric_ids=True)
 STAFF = SqlMapping(
+    types=TypeChecks(ids=["NameId"], names=PERSON_NAMES, numeric_ids=True),
     fields={**COMMON_FIELDS, **PERSON_FIELDS, "NameId": TEXT, "Assignments": RAW, "PositionDesc": TEXT,
             "IsTeacher": RAW, "DisplayId": TEXT, "Email": TEXT, "Username": TEXT, "StateId": TEXT},
     derived={
-        **STAFF_TYPES.derived,
         **PHONES,
         "assignments": f"list_filter(coalesce({json_list(key('Assignments'))}, [record]), lambda a: {is_object('a')})",
         "assignment_schools": f"list_transform(assignments, lambda a: {text(field_of('a', 'SchoolId'))})",
@@ -166,31 +161,28 @@ STAFF = SqlMapping(
                 f" THEN lower(left({key('PositionDesc')}, 1)) || substr({key('PositionDesc')}, 2)"
                 f" WHEN {truthy(key('IsTeacher'))} THEN 'teacher' END",
     },
-    checks=(*STAFF_TYPES.checks, required("NameId"),),
+    checks=(required("NameId"),),
     rows={"staff": Rows({**common(key("NameId")), **PERSON, "identifier": key("DisplayId"), "email": key("Email"),
                          "username": key("Username"), "state_id": key("StateId"), "role": "role",
                          "school_sis_ids": "schools", "primary_school_sis_id": "primary_school"})},
 )
 
-COURSES_TYPES = TypeChecks(ids=["CourseId", "SchoolId"], names=["CourseName"], numeric_ids=True)
 COURSES = SqlMapping(
+    types=TypeChecks(ids=["CourseId", "SchoolId"], names=["CourseName"], numeric_ids=True),
     fields={**COMMON_FIELDS, "CourseId": TEXT, "CourseName": TEXT, "CourseCode": TEXT, "Grades": RAW,
             "Subjects": RAW, "SchoolId": TEXT},
-    derived=COURSES_TYPES.derived,
-    checks=(*COURSES_TYPES.checks, required("CourseId"),),
+    checks=(required("CourseId"),),
     rows={"courses": Rows({**common(key("CourseId")), "title": key("CourseName"), "course_code": key("CourseCode"),
                            "grades": texts(key("Grades")), "subjects": texts(key("Subjects")),
                            "school_sis_id": key("SchoolId")})},
 )
 
-SECTIONS_TYPES = TypeChecks(ids=["SectionId", "CourseId", "SchoolId"], names=["SectionName"], numeric_ids=True)
 SECTIONS = SqlMapping(
+    types=TypeChecks(ids=["SectionId", "CourseId", "SchoolId"], names=["SectionName"], numeric_ids=True),
     fields={**COMMON_FIELDS, "SectionId": TEXT, "SectionName": TEXT, "SectionCode": TEXT, "ClassType": TEXT,
             "Room": TEXT, "Periods": RAW, "CourseId": TEXT, "SchoolId": TEXT, "TermIds": RAW, "Teachers": RAW},
-    derived={**SECTIONS_TYPES.derived,
-             "teachers": f"CASE WHEN NOT {truthy(key('Teachers'))} THEN [] ELSE {json_list(key('Teachers'))} END"},
+    derived={"teachers": f"CASE WHEN NOT {truthy(key('Teachers'))} THEN [] ELSE {json_list(key('Teachers'))} END"},
     checks=(
-        *SECTIONS_TYPES.checks,
         required("SectionId"),
         ("teachers IS NULL", "Teachers is not a list"),
         (f"list_bool_or(list_transform(teachers, lambda t: NOT {is_object('t')}"
@@ -210,23 +202,21 @@ SECTIONS = SqlMapping(
     },
 )
 
-TERMS_TYPES = TypeChecks(ids=["TermId", "ParentTermId"], names=["TermName"], numeric_ids=True)
 TERMS = SqlMapping(
+    types=TypeChecks(ids=["TermId", "ParentTermId"], names=["TermName"], numeric_ids=True),
     fields={**COMMON_FIELDS, "TermId": TEXT, "TermName": TEXT, "TermType": TEXT, "StartDate": TEXT, "EndDate": TEXT,
             "ParentTermId": TEXT, "SchoolYear": TEXT},
-    derived=TERMS_TYPES.derived,
-    checks=(*TERMS_TYPES.checks, required("TermId"),),
+    checks=(required("TermId"),),
     rows={"terms": Rows({**common(key("TermId")), "title": key("TermName"), "term_type": key("TermType"),
                          "start_date": key("StartDate"), "end_date": key("EndDate"),
                          "parent_sis_id": key("ParentTermId"), "school_year": key("SchoolYear")})},
 )
 
-STUDENT_SCHEDULES_TYPES = TypeChecks(ids=["StudentNameId", "SectionId", "SchoolId"], names=[], numeric_ids=True)
 STUDENT_SCHEDULES = SqlMapping(
+    types=TypeChecks(ids=["StudentNameId", "SectionId", "SchoolId"], numeric_ids=True),
     fields={**COMMON_FIELDS, "StudentNameId": TEXT, "SectionId": TEXT, "SchoolId": TEXT, "EntryDate": TEXT,
             "ExitDate": TEXT},
-    derived=STUDENT_SCHEDULES_TYPES.derived,
-    checks=(*STUDENT_SCHEDULES_TYPES.checks, required("StudentNameId"), required("SectionId")),
+    checks=(required("StudentNameId"), required("SectionId")),
     rows={"enrollments": Rows({
         **common(f"{key('StudentNameId')} || '|' || {key('SectionId')}"), "user_sis_id": key("StudentNameId"),
         "class_sis_id": key("SectionId"), "school_sis_id": key("SchoolId"), "role": "'student'",
