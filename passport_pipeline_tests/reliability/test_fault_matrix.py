@@ -25,6 +25,8 @@ from reference_sync import (
     ALL, APIS, ONEROSTER, assert_same_picture, assert_survived_or_failed_cleanly, picture, pulls, sync, write_config,
 )
 
+from passport_pipeline_tests.test_hostile_records import QUARANTINED
+
 
 @dataclass(frozen=True)
 class Case:
@@ -73,6 +75,8 @@ CASES = [
          shows="answered a list of 'schools' where courses were expected"),
     Case("nested students from enrollments", {"nested_students_from_enrollments": True}, apis=ONEROSTER,
          shows="but /students counts"),
+    Case("hostile records", {"hostile_records": {"students": [text for text, _ in QUARANTINED.values()]}},
+         fast=("sms",)),
     Case("echoed credentials", {"echo_credentials": True, "burst_every": 10, "burst_length": 2,
                                 "burst_status": [503, 502]}),
     Case("short endpoint", {"short_endpoints": ["students"], "short_rows": 10}, fails=("students",),
