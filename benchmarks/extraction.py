@@ -10,7 +10,7 @@ Then, each in a fresh child process:
   (paging, retries, normalization, landing tables and bookkeeping included).
 
 Reported: records/s of each, the ratio of throughputs over the same pages (baseline time / our
-time; target >= 0.7), and each child's peak RSS (VmHWM)
+time; target >= 0.8, issue 8), and each child's peak RSS (VmHWM)
 (target: ours at 1M within 1.5x of ours at 100k). The baseline runs before and after ours and
 the mean is used, to even out a shared machine's noise.
 
