@@ -159,13 +159,14 @@ ABSENT_FILES_V1P2 = ("categories", "classResources", "courseResources", "lineIte
 
 def export_bundle(
     store_path_or_con: str | Path | duckdb.DuckDBPyConnection, dest: str | Path, *, zip: bool = False,
-    version: str = "1.1", absent: tuple[str, ...] = (),
+    version: str = "1.1", absent: tuple[str, ...] = (), system_name: str = "Skyward",
 ) -> Path:
     """Write the district as a OneRoster ``version`` (1.1 or 1.2) CSV bundle; return the folder or the ``.zip``.
 
     ``dest`` is the folder to write into (created when missing; existing bundle files are
     replaced), or with ``zip=True`` the path of the zip file to create. Files named in ``absent``
-    (without ``.csv``) are left out and marked absent in the manifest.
+    (without ``.csv``) are left out and marked absent in the manifest. ``system_name`` is the
+    manifest's ``source.systemName``.
     """
     if version not in ("1.1", "1.2"):
         raise ValueError(f"OneRoster CSV version {version!r}: the simulator writes 1.1 and 1.2")
@@ -173,7 +174,7 @@ def export_bundle(
     unknown = set(absent) - set(FILES_V1P2) - set(FILES)
     if unknown:
         raise ValueError(f"no such bundle file to leave out: {', '.join(sorted(unknown))}")
-    bundle = _Bundle(files, version, (*(ABSENT_FILES if version == "1.1" else ABSENT_FILES_V1P2), *absent))
+    bundle = _Bundle(files, version, (*(ABSENT_FILES if version == "1.1" else ABSENT_FILES_V1P2), *absent), system_name)
     dest = Path(dest)
     if isinstance(store_path_or_con, duckdb.DuckDBPyConnection):
         return bundle.export(store_path_or_con, dest, zip)
@@ -189,6 +190,7 @@ class _Bundle:
     files: dict[str, str]
     version: str
     absent: tuple[str, ...]
+    system_name: str
 
     def export(self, con: duckdb.DuckDBPyConnection, dest: Path, zip: bool) -> Path:
         if not zip:
@@ -221,8 +223,8 @@ class _Bundle:
             ("manifest.version", "1.0"),
             ("oneroster.version", self.version),
             *((f"file.{name}", files[name]) for name in sorted(files, key=str.lower)),
-            ("source.systemName", "Skyward"),
-            ("source.systemCode", district[0] if district else "skyward"),
+            ("source.systemName", self.system_name),
+            ("source.systemCode", district[0] if district else self.system_name.lower()),
         ]
         with path.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out, lineterminator="\n")
