@@ -1,5 +1,7 @@
 """The `passport-pipeline` command's argument handling."""
 
+import re
+
 import pytest
 
 from passport_pipeline import cli
@@ -38,12 +40,17 @@ sources:
   - name: skyward
     app: skyward_oneroster
     base_url: embedded
+  - name: other_sis
+    app: oneroster_csv
+    path: embedded
+    sis_id_prefix: "OTH-"
+    entities: [schools, students, contacts, student_contacts, demographics]
 """
 
 
 @pytest.fixture
 def embedded_config(tmp_path, monkeypatch):
-    """passport.yaml syncing a small embedded district, generated under tmp_path."""
+    """passport.yaml syncing a small embedded district and its other system, generated under tmp_path."""
     path = tmp_path / "passport.yaml"
     path.write_text(EMBEDDED.format(warehouse=tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("PASSPORT_CONFIG", str(path))
@@ -56,13 +63,14 @@ def test_sync_starts_the_embedded_district_lands_it_and_reports(embedded_config,
     assert cli.main(["sync"]) == 0
     out = capsys.readouterr().out
     assert "succeeded" in out and "enrollments" in out and "Issues:" in out
+    assert re.search(r"other_sis +students +full +[1-9]", out) and "Rules: source 'other_sis'" in out
     assert cli.main(["sync", "--mode", "delta"]) == 0
     assert "delta" in capsys.readouterr().out
 
 
 def test_test_connection_reports_usable_sources_and_exit_codes(embedded_config, capsys, monkeypatch):
     assert cli.main(["test-connection"]) == 0
-    assert "1 of 1 source usable" in capsys.readouterr().out
+    assert "2 of 2 sources usable" in capsys.readouterr().out
     assert cli.main(["test-connection", "--source", "nope"]) == 2
     assert "no source named" in capsys.readouterr().err
 

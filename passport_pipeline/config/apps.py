@@ -9,7 +9,7 @@ order), ``sis_id_prefix``, ``sync_mode``, ``delta.enabled``, ``advanced``; for t
 ``api_url`` and ``endpoints[name]`` (a request goes to ``f"{api_url}/{endpoints[name]}"``; SMS
 paths may hold ``{NameId}`` or ``{SchoolId}``), ``server_url`` (``base_url`` made concrete),
 ``token_endpoint``, ``scopes`` and ``base_path`` (OneRoster), ``http`` and
-``resolve_credentials(env)``; for CSV bundles ``path`` (absolute). Every source has a
+``resolve_credentials(env)``; for CSV bundles ``path`` (absolute once ``embedded`` is resolved). Every source has a
 ``location``: where reports say it is read.
 
 Defaults that depend on another setting (base path and scopes by OneRoster version, delta where
@@ -330,20 +330,41 @@ class CsvBundleSource(SourceBase):
 
     app: Literal["oneroster_csv"] = "oneroster_csv"
     path: Path
-    """The bundle: a folder or a .zip file (relative paths are from the config file's folder)."""
+    """The bundle: a folder or a .zip file (relative paths are from the config file's folder), or
+    ``embedded``: the embedded demo district's other-system bundle, written on first use."""
 
     @field_validator("path")
     @classmethod
     def _bundle(cls, value: Path, info: ValidationInfo) -> Path:
+        if value == Path(EMBEDDED):
+            return value
         path = resolved(value, info)
         if path.is_file() and path.suffix.lower() != ".zip":
             raise problem(f"{shown(str(path))} is a file but not a .zip: give the bundle's folder or .zip")
         return path
 
     @property
+    def embedded(self) -> bool:
+        """Reads the embedded district's other-system bundle (``path: embedded``), not written yet."""
+        return self.path == Path(EMBEDDED)
+
+    def bundled_at(self, bundle: Path) -> CsvBundleSource:
+        """This source reading ``bundle``, the other-system bundle written for ``embedded`` (unchanged otherwise)."""
+        return self.model_copy(update={"path": bundle}) if self.embedded else self
+
+    @property
+    def bundle_path(self) -> Path:
+        """``path``; :class:`ConfigError` when it is ``embedded`` and the bundle is not written yet."""
+        if self.embedded:
+            raise ConfigError(
+                f"source '{self.name}' reads the embedded district's other-system bundle, which is not written yet: "
+                "open the config with simulator.embedded.reachable(config)")
+        return self.path
+
+    @property
     def location(self) -> str:
         """Where the source is read, as reports name it: the bundle's folder or zip."""
-        return str(self.path)
+        return "the embedded district's other-system bundle (not written yet)" if self.embedded else str(self.path)
 
     def _rule_problems(self):
         found = super()._rule_problems()

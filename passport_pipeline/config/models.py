@@ -6,7 +6,9 @@ Dagster UI may show of the roster), ``simulator`` (the embedded demo district, o
 :mod:`.settings` for the sections they share).
 
 Once the embedded simulator runs, ``config.served_by(url)`` gives the config whose ``embedded``
-sources answer ``api_url`` and ``token_endpoint`` with its address; ``config.source(name)``
+sources answer ``api_url`` and ``token_endpoint`` with its address, and once the embedded
+district's other-system bundle is written, ``config.bundled_at(folder)`` the config whose
+``path: embedded`` bundle sources read it; ``config.source(name)``
 finds one source. Everything forbids unknown keys, so a misspelt key is an error, never a
 silently ignored setting. Later issues add their rules as new sections beside these (per
 source: attribute mapping, filters, data requirements; here: uniqueness domains, master fields,
@@ -112,15 +114,22 @@ class PassportConfig(Settings):
         sources = [s.served_by(simulator_url) if isinstance(s, ApiSource) else s for s in self.sources]
         return self.model_copy(update={"sources": sources})
 
+    def bundled_at(self, bundle: Path) -> PassportConfig:
+        """This config with every ``path: embedded`` bundle source reading ``bundle`` (the embedded
+        district's other-system bundle)."""
+        sources = [s.bundled_at(bundle) if isinstance(s, CsvBundleSource) else s for s in self.sources]
+        return self.model_copy(update={"sources": sources})
+
 
 def _cross_source_problems(data: Mapping) -> list:
-    """Duplicate names and ``embedded`` without a simulator, read from the sources as given."""
+    """Duplicate names and ``embedded`` (``base_url``, or a bundle's ``path``) without a simulator,
+    read from the sources as given."""
     sources = data.get("sources")
     if not isinstance(sources, list):
         return []
     found, first = [], {}
     for i, item in enumerate(sources):
-        name, base_url = _given(item, "name"), _given(item, "base_url")
+        name, base_url, path = _given(item, "name"), _given(item, "base_url"), _given(item, "path")
         if isinstance(name, str) and name in first:
             why = f"'{name}' is already the name of sources[{first[name]}]: each source needs its own name"
             found.append((("sources", i, "name"), why, name))
@@ -129,6 +138,9 @@ def _cross_source_problems(data: Mapping) -> list:
         if base_url == EMBEDDED and data.get("simulator") is None:
             why = "'embedded' needs a simulator: section at the top of the file (or give the server's URL)"
             found.append((("sources", i, "base_url"), why, base_url))
+        if _given(item, "app") == "oneroster_csv" and str(path) == EMBEDDED and data.get("simulator") is None:
+            why = "'embedded' needs a simulator: section at the top of the file (or give the bundle's folder or .zip)"
+            found.append((("sources", i, "path"), why, path))
     return found
 
 

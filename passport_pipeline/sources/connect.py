@@ -57,6 +57,6 @@ def open_client(source: Source, env: Mapping[str, str] = os.environ, *,
     (Test Connection cuts retries short). Raises ``ConfigError`` naming an unset secret variable,
     and :class:`~.csv_bundle.BundleError` when a bundle cannot be opened."""
     if isinstance(source, CsvBundleSource):
-        return CsvBundle(source.path)
+        return CsvBundle(source.bundle_path)
     settings = client_settings(source, env)
     return CLIENTS[source.app](tuned(settings) if tuned is not None else settings)

@@ -56,7 +56,11 @@ def test_shipped_file_works_with_no_environment(tmp_path, monkeypatch):
     config = load_config(env={})
     assert config.warehouse == SHIPPED.parent / "data" / "warehouse.duckdb"
     assert (config.simulator.seed, config.simulator.students, config.simulator.dirty) == (7, 5000, "demo")
-    [skyward] = config.sources
+    skyward, other = config.sources
+    assert (other.name, other.app, other.sis_id_prefix, other.embedded) == ("other_sis", "oneroster_csv", "OTH-", True)
+    assert config.bundled_at(tmp_path / "bundle").sources[1].path == tmp_path / "bundle"
+    with pytest.raises(ConfigError, match="other-system bundle, which is not written yet"):
+        other.bundle_path
     assert (skyward.name, skyward.app, skyward.sis_id_prefix, skyward.sync_mode) == ("skyward", "skyward_oneroster", "", "import")
     assert skyward.embedded and skyward.oneroster_version == "1.1"
     assert skyward.base_path == "/ims/oneroster/v1p1" and skyward.scopes == default_scopes("1.1")
@@ -124,6 +128,7 @@ ONE_OF_ENTITIES = "must be one of " + ", ".join(ENTITIES)
         ({"sources": [source(credentials=None)]}, "sources[0] (sis).credentials: missing: give client_id_env and client_secret_env, the names of the environment variables holding the client id and secret"),
         ({"simulator": {}, "sources": [source(base_url="embedded")]}, "sources[0] (sis).token_url: must not be set when base_url is 'embedded': the simulator's token URL is known"),
         ({"sources": [source(base_url="embedded", token_url=None)]}, "sources[0] (sis).base_url: 'embedded' needs a simulator: section at the top of the file (or give the server's URL)"),
+        ({"sources": [{"name": "other", "app": "oneroster_csv", "path": "embedded"}]}, "sources[0] (other).path: 'embedded' needs a simulator: section at the top of the file (or give the bundle's folder or .zip)"),
         ({"sources": [SOURCE, SMS]}, "sources[1] (sis).name: 'sis' is already the name of sources[0]: each source needs its own name"),
         ({"sources": []}, "sources: is empty: at least 1 needed"),
         ({"timezone": "America/Chicagoo", "sources": [SOURCE]}, "timezone: 'America/Chicagoo' is not a timezone: give an IANA name such as America/Chicago (did you mean 'America/Chicago'?)"),
