@@ -105,8 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="sync the embedded demo district into the warehouse and print what happened",
         description=f"Sync the configured sources — by default the embedded {DEMO_STUDENTS:,}-student "
-        "simulated district, served on a free loopback port — into the warehouse through Dagster, "
-        "then print the sync report.",
+        "simulated district, served on a free loopback port, and another system's CSV bundle of it — "
+        "into the warehouse through Dagster, then print the sync report.",
     )
     _wait_option(demo)
     demo.set_defaults(run=_demo)

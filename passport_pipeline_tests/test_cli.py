@@ -59,9 +59,10 @@ def embedded_config(tmp_path, monkeypatch):
     return path
 
 
-def test_sync_starts_the_embedded_district_lands_it_and_reports(embedded_config, capsys):
-    assert cli.main(["sync"]) == 0
+def test_demo_and_sync_start_the_embedded_district_land_both_sources_and_report(embedded_config, capsys):
+    assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
+    assert "from 2 sources (skyward, other_sis)" in out
     assert "succeeded" in out and "enrollments" in out and "Issues:" in out
     assert re.search(r"other_sis +students +full +[1-9]", out) and "Rules: source 'other_sis'" in out
     assert cli.main(["sync", "--mode", "delta"]) == 0
