@@ -64,7 +64,10 @@ def test_demo_and_sync_start_the_embedded_district_land_both_sources_and_report(
     out = capsys.readouterr().out
     assert "from 2 sources (skyward, other_sis)" in out
     assert "succeeded" in out and "enrollments" in out and "Issues:" in out
-    assert re.search(r"other_sis +students +full +[1-9]", out) and "Rules: source 'other_sis'" in out
+    assert re.search(r"other_sis +students +full +[1-9]", out)
+    other = out.split("Rules: source 'other_sis'")[1]
+    kept = dict(re.findall(r"\n(students|contacts) +([\d,]+) +\2 +\2 +\2 ", other))
+    assert set(kept) == {"students", "contacts"}, "its people are all staged: no schedules (not extracted) loses no one"
     assert cli.main(["sync", "--mode", "delta"]) == 0
     assert "delta" in capsys.readouterr().out
 

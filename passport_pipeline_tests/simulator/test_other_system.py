@@ -9,7 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from passport_pipeline.config import PassportConfig
+from passport_pipeline.simulator.district import district_file_name
+from passport_pipeline.simulator.embedded import reachable
 from passport_pipeline.simulator.other_system import ensure_other_system, export_other_system
+from passport_pipeline.sources.csv_bundle import CsvBundle
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +97,17 @@ def test_the_same_district_gives_the_same_bundle_written_once_beside_it(bundle, 
     names = sorted(p.name for p in bundle.iterdir())
     assert sorted(p.name for p in written.iterdir()) == names
     assert filecmp.cmpfiles(bundle, written, names, shallow=False)[0] == names
+
+
+def test_a_bundle_source_with_path_embedded_reads_the_other_system_of_the_configured_district(small_district, tmp_path):
+    root = tmp_path / "simulator"
+    root.mkdir()
+    (root / district_file_name(7, 300)).write_bytes(small_district.read_bytes())
+    config = PassportConfig.model_validate({
+        "simulator": {"seed": 7, "students": 300, "dirty": "none"},
+        "sources": [{"name": "other_sis", "app": "oneroster_csv", "path": "embedded", "sis_id_prefix": "OTH-"}]})
+    with reachable(config, root) as resolved:
+        [source] = resolved.sources
+        assert source.bundle_path == root / f"other-system-{Path(district_file_name(7, 300)).stem}"
+        assert CsvBundle(source.bundle_path).version == "1.1"
+    assert config.sources[0].embedded
