@@ -8,6 +8,9 @@ store from a generated district, in SQL, and writes it as a bundle with
 
 What the other system holds, and how it overlaps the district (what the dedup tests rely on):
 
+- **Shape**: the simulator's Skyward export (:func:`~.csv_bundle.export_bundle`), so its
+  ``metadata.skyward.*`` columns and ``skyward_relationships.csv`` are there too; the manifest's
+  ``source.systemName`` is ``Other SIS``.
 - **Ids**: its own scheme for everything: a UUID made from an md5 of the seed and the district
   id (never a district id, never trimmed-equal to one). Student numbers (``identifier``) are
   ``O`` and 7 digits, usernames ``oth`` and the same number: no overlap with the district's.
@@ -56,7 +59,8 @@ DOMAIN = "mail.othersis.example"
 
 _MACROS = f"""
 CREATE OR REPLACE TEMP MACRO uuid_text(h) AS
-    substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' || substr(h, 13, 4) || '-' || substr(h, 17, 4) || '-' || substr(h, 21, 12);
+    substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' || substr(h, 13, 4) || '-' || substr(h, 17, 4)
+    || '-' || substr(h, 21, 12);
 CREATE OR REPLACE TEMP MACRO other_id(seed, id) AS uuid_text(md5('other:' || seed || ':' || trim(id)));
 CREATE OR REPLACE TEMP MACRO other_number(n) AS 'O' || lpad(CAST(n AS VARCHAR), 7, '0');
 CREATE OR REPLACE TEMP MACRO mailbox(given, family, n) AS
@@ -87,8 +91,8 @@ _SHARED_PEOPLE = [
     """
     INSERT INTO users
     SELECT u.* REPLACE (
-        other_id($seed, u.sourced_id) AS sourced_id, s.n AS native_id, 'oth' || lpad(CAST(s.n AS VARCHAR), 7, '0') AS username,
-        other_number(s.n) AS identifier,
+        other_id($seed, u.sourced_id) AS sourced_id, s.n AS native_id,
+        'oth' || lpad(CAST(s.n AS VARCHAR), 7, '0') AS username, other_number(s.n) AS identifier,
         CASE WHEN s.n % 10 = 3 THEN '00' || u.state_id ELSE u.state_id END AS state_id,
         CASE WHEN s.n % 5 = 0 THEN mailbox(u.given_name, u.family_name, s.n) ELSE u.email END AS email,
         list_transform(u.org_ids, lambda o: other_id($seed, o)) AS org_ids,
