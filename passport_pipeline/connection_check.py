@@ -261,8 +261,13 @@ class _Prober:
             return EndpointCheck(probe.name, "failing", feeds, True, detail=(
                 f"not provided (the manifest marks it absent), and the sync needs it for {', '.join(needed)}: "
                 "ask for a bundle that carries it, or leave those entities out of the source's entities"))
-        gone = (f"{', '.join(feeds)} will be recorded as absent, not extracted" if feeds
-                else f"{probe.note or 'nothing the sync reads'} when provided")
+        extracted = [entity for entity in feeds if entity in self.source.entities]
+        if extracted:
+            gone = f"{', '.join(extracted)} will be recorded as absent, not extracted"
+        elif feeds:
+            gone = f"the source's entities leave out {', '.join(feeds)}, so the sync does not read it"
+        else:
+            gone = f"{probe.note or 'nothing the sync reads'} when provided"
         return EndpointCheck(probe.name, "skipped", feeds, False, detail=f"not provided: {gone}")
 
 

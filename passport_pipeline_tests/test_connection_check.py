@@ -137,6 +137,10 @@ def test_an_absent_file_is_not_provided_and_fails_only_what_the_sync_needs(small
     assert report.usable and courses.outcome == "skipped"
     assert courses.detail == "not provided: courses will be recorded as absent, not extracted"
 
+    report = check_source(CsvBundleSource(name="csv", path=bundle, entities=["schools", "students"]))
+    courses = next(c for c in report.endpoints if c.endpoint == "courses.csv")
+    assert courses.detail == "not provided: the source's entities leave out courses, so the sync does not read it"
+
     bundle = export_bundle(small_district, tmp_path / "no-roles", version="1.2", absent=("roles",))
     report = check_source(CsvBundleSource(name="csv", path=bundle))
     assert not report.usable and report.blockers == ["users.csv is failing"]
