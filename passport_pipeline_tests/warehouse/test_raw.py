@@ -194,7 +194,7 @@ def test_what_is_stored_of_a_failure_is_scrubbed_of_secrets(warehouse):
     pull.quarantine("not valid JSON", '{"echo": "Basic d2gtY2xpZW50OndoLVNlY3JldC03N2Mx"')
     pull.fail("a bug holding wh-Secret-77c1", {"warnings": ["the server said wh-Secret-77c1"]})
 
-    stored = warehouse.reading().execute(
-        "SELECT error, stats::VARCHAR FROM sync.extractions UNION ALL SELECT message, NULL FROM sync.issues").fetchall()
-    assert stored == [("a bug holding ***", '{"warnings": ["the server said ***"]}'),
-                      ('not valid JSON: {"echo": "Basic ***"', None)]
+    failure = warehouse.reading().execute("SELECT error, stats::VARCHAR FROM sync.extractions").fetchall()
+    issues = warehouse.reading().execute("SELECT message FROM sync.issues").fetchall()
+    assert failure == [("a bug holding ***", '{"warnings": ["the server said ***"]}')]
+    assert issues == [('not valid JSON: {"echo": "Basic ***"',)]
