@@ -26,19 +26,10 @@ import pytest
 
 from passport_pipeline import cli
 from passport_pipeline.simulator.server import running_simulator
+from passport_pipeline_tests.defs.test_jobs import CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CONFIG = """
-warehouse: {warehouse}
-sources:
-  - name: sky
-    app: skyward_oneroster
-    base_url: {base_url}
-    token_url: {base_url}/oauth/token
-    credentials: {{client_id_env: SIM_ID, client_secret_env: SIM_SECRET}}
-    http: {{max_retries: 1, backoff_base_s: 0.01, backoff_max_s: 0.02}}
-"""
 SECRET = "passport-demo-secret"
 
 
